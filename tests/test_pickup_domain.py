@@ -1,0 +1,239 @@
+"""The patron pickup, alarms and restarts on a fake clock: no sleeps."""
+
+import sqlite3
+
+import pytest
+
+from locker.model import HoldState
+from tests.domain_helpers import ALICE_CARD, ALICE_PIN, BOB_CARD, BOB_PIN, Rig
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path)
+    r.start()
+    r.add_patron(ALICE_CARD, ALICE_PIN)
+    r.add_patron(BOB_CARD, BOB_PIN)
+    return r
+
+
+def test_pickup_opens_exactly_the_patrons_compartments_and_collects(rig):
+    rig.place("h1", ALICE_CARD, 1, titles=("Kaffe", "Te"))
+    rig.place("h2", ALICE_CARD, 3)
+    rig.place("h3", BOB_CARD, 2)
+    rig.card(ALICE_CARD)
+    assert rig.kiosk["screen"] == "pin"
+    rig.pin(ALICE_PIN)
+    assert rig.kiosk["screen"] == "opening"
+    assert rig.fire_all() == [1, 3]
+    assert [c["status"] for c in rig.kiosk["compartments"]] == ["unlocked", "unlocked"]
+    rig.door(1, True)
+    rig.door(3, True)
+    rig.door(1, False)
+    assert rig.store.hold("h1").state is HoldState.COLLECTED
+    assert rig.store.hold("h2").state is HoldState.READY
+    rig.door(3, False)
+    assert rig.store.hold("h2").state is HoldState.COLLECTED
+    assert rig.store.hold("h3").state is HoldState.READY
+    assert rig.kiosk["screen"] == "receipt"
+    titles = [i["title"] for i in rig.kiosk["items"]]
+    assert sorted(titles) == ["Book", "Kaffe", "Te"]
+    assert all(i["due"] for i in rig.kiosk["items"])
+    assert rig.outbox_types().count("hold.collected") == 2
+    assert not rig.locker.alarms
+
+
+@pytest.mark.parametrize("setup, card, pin, message", [
+    (lambda r: None, "9999999999", "1111", "unknown_card"),
+    (lambda r: None, ALICE_CARD, ALICE_PIN, "nothing_here"),
+    (lambda r: r.place("h1", ALICE_CARD, 1, days=1), ALICE_CARD, ALICE_PIN, "only_expired"),
+])
+def test_each_denial_has_its_own_message(rig, setup, card, pin, message):
+    setup(rig)
+    if message == "only_expired":
+        rig.advance(2 * 86400)
+    if card == "9999999999":
+        pass
+    rig.card(card)
+    rig.pin(pin)
+    assert rig.kiosk["screen"] == "denied"
+    assert rig.kiosk["message"] == message
+    assert rig.relays.pulses == []
+    assert "pickup.denied" in rig.outbox_types()
+
+
+def test_blocked_patron_is_denied_with_reason(rig):
+    rig.add_patron("LOST0001", "4321", block="lost_card")
+    rig.card("LOST0001")
+    rig.pin("4321")
+    assert rig.kiosk["message"] == "patron_blocked"
+    assert rig.relays.pulses == []
+
+
+def test_three_wrong_pins_block_the_card_and_survive_restart(tmp_path):
+    rig = Rig(tmp_path)
+    rig.start()
+    rig.add_patron(ALICE_CARD, ALICE_PIN)
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.pin("0000")
+    assert (rig.kiosk["message"], rig.kiosk["tries_left"]) == ("wrong_pin", 2)
+    rig.pin("0001")
+    assert rig.kiosk["tries_left"] == 1
+    rig.store.close()
+    # restart: the count of two failures survives
+    rig2 = Rig(tmp_path, clock=rig.clock)
+    rig2.start()
+    rig2.card(ALICE_CARD)
+    rig2.pin("0002")
+    assert rig2.kiosk["message"] == "card_blocked"
+    rig2.advance(20)
+    rig2.card(ALICE_CARD)
+    assert rig2.kiosk["screen"] == "denied" and rig2.kiosk["message"] == "card_blocked"
+    rig2.advance(16 * 60)
+    rig2.card(ALICE_CARD)
+    rig2.pin(ALICE_PIN)
+    assert rig2.kiosk["screen"] == "opening"
+
+
+def test_pin_with_letters_is_refused_without_counting(rig):
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.pin("12a4")
+    assert (rig.kiosk["screen"], rig.kiosk["message"]) == ("pin", "pin_format")
+    assert rig.store.pin_failures(rig.patron_hash(ALICE_CARD)) == (0, None)
+
+
+def test_double_tapped_ok_verifies_once(rig):
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.controller.post("pin", ALICE_PIN)
+    rig.controller.post("pin", ALICE_PIN)
+    rig.run()
+    rig.run()
+    assert rig.fire_all() == [1]
+
+
+def test_other_card_during_session_changes_nothing(rig):
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.card(BOB_CARD)
+    assert rig.kiosk["notice"] == "busy_other_card"
+    rig.pin(ALICE_PIN)
+    assert rig.fire_all() == [1]
+
+
+def test_pin_timeout_returns_to_idle(rig):
+    rig.card(ALICE_CARD)
+    rig.advance(rig.cfg.timing.pin_timeout_s + 1)
+    assert rig.kiosk["screen"] == "idle"
+
+
+def test_jammed_door_raises_alarm_and_hold_stays_ready(rig):
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.pin(ALICE_PIN)
+    rig.fire_all()
+    rig.advance(rig.cfg.timing.door_open_timeout_s + 0.1)
+    assert [a["alarm"] for a in rig.state["alarms"]] == ["door_jammed"]
+    assert rig.store.hold("h1").state is HoldState.READY
+    assert rig.kiosk["compartments"][0]["status"] == "jammed"
+    assert rig.outbox_types().count("alarm.raised") == 1
+    rig.advance(100)
+    assert rig.outbox_types().count("alarm.raised") == 1   # raised once
+
+
+def test_forced_door_and_held_open_alarms_raise_once_and_clear(rig):
+    rig.door(2, True)
+    assert [a["alarm"] for a in rig.state["alarms"]] == ["door_forced"]
+    rig.advance(rig.cfg.timing.door_held_open_s + 1)
+    assert sorted(a["alarm"] for a in rig.state["alarms"]) == ["door_forced", "door_held_open"]
+    rig.advance(600)
+    rig.door(2, False)
+    assert [a["alarm"] for a in rig.state["alarms"]] == ["door_forced"]  # settling
+    rig.advance(3)
+    assert rig.state["alarms"] == []
+    types = rig.outbox_types()
+    assert types.count("alarm.raised") == 2 and types.count("alarm.cleared") == 2
+
+
+def test_flapping_sensor_raises_one_alarm_and_clears_when_quiet(rig):
+    for i in range(30):
+        rig.door(4, i % 2 == 0)
+        rig.advance(0.05)
+    kinds = [a["alarm"] for a in rig.state["alarms"]]
+    assert "sensor_flapping" in kinds
+    rig.door(4, False)
+    rig.advance(rig.cfg.timing.flap_window_s + 1)
+    assert "sensor_flapping" not in [a["alarm"] for a in rig.state["alarms"]]
+    assert rig.outbox_types().count("alarm.raised") == 2   # forced once, flapping once
+
+
+def test_reader_offline_alarm(rig):
+    rig.controller.post("reader_online", False)
+    rig.controller.post("reader_online", False)
+    rig.run()
+    assert [a["alarm"] for a in rig.state["alarms"]] == ["reader_offline"]
+    rig.controller.post("reader_online", True)
+    rig.run()
+    assert rig.state["alarms"] == []
+
+
+def test_restart_mid_session_collects_nothing_unopened(tmp_path):
+    rig = Rig(tmp_path)
+    rig.start()
+    rig.add_patron(ALICE_CARD, ALICE_PIN)
+    rig.place("h1", ALICE_CARD, 1)
+    rig.place("h2", ALICE_CARD, 2)
+    rig.card(ALICE_CARD)
+    rig.pin(ALICE_PIN)
+    rig.fire_all()
+    rig.door(2, True)          # door 2 seen open, door 1 never opened
+    rig.store.close()          # crash
+    rig2 = Rig(tmp_path, clock=rig.clock)
+    rig2.start(doors={1: "closed", 2: "closed", 3: "closed", 4: "closed"})
+    assert rig2.store.hold("h1").state is HoldState.READY
+    assert rig2.store.hold("h2").state is HoldState.COLLECTED   # opened, then closed while down
+    assert rig2.store.openings() == []
+    assert rig2.kiosk["screen"] == "idle"
+
+
+def test_expired_hold_is_reported_and_not_opened(rig):
+    rig.place("h1", ALICE_CARD, 1, days=1)
+    rig.advance(86400 + rig.cfg.timing.expiry_check_s + 1)
+    assert rig.store.hold("h1").state is HoldState.EXPIRED
+    assert "hold.expired" in rig.outbox_types()
+    assert rig.state["compartments"][0]["state"] == "expired"
+
+
+def test_database_holds_no_card_number_or_pin(rig, tmp_path):
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.pin("5555")
+    rig.pin(ALICE_PIN)
+    rig.fire_all()
+    rig.door(1, True)
+    rig.door(1, False)
+    rig.store.close()
+    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    for secret in (ALICE_CARD, BOB_CARD, ALICE_PIN, BOB_PIN, "5555"):
+        assert secret.encode() not in blob
+
+
+def test_unit_rolls_back_state_and_event_together(rig):
+    before = rig.store.outbox_depth()
+    with pytest.raises(RuntimeError):
+        with rig.store.unit() as unit:
+            unit.event("hold.ready", {"x": 1})
+            raise RuntimeError("crash between writes")
+    assert rig.store.outbox_depth() == before
+
+
+def test_corrupt_database_is_a_clear_error(tmp_path):
+    from locker.errors import StoreError
+    from locker.clock import FakeClock
+    from locker.store import Store
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="unusable"):
+        Store(bad, clock=FakeClock())
