@@ -221,6 +221,19 @@ def _build(cls, path, table, problems):
     return None if failed else cls(**values)
 
 
+def _valid_fields(cls, table):
+    """The fields of ``table`` that passed their own checks, for cross-checks
+    that should still run when a sibling field was wrong."""
+    if not isinstance(table, dict):
+        return {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for name, value in table.items():
+        if name in fields and _check_value("", value, fields[name], []) is not None:
+            out[name] = value
+    return out
+
+
 def parse(data: dict, source: str = "") -> Config:
     """Validate a parsed TOML document; raise ConfigError with all problems."""
     problems = []
@@ -244,7 +257,8 @@ def parse(data: dict, source: str = "") -> Config:
         for i, table in enumerate(raw):
             compartments.append(
                 _build(CompartmentSection, f"compartments[{i}]", table, problems))
-    _cross_check(sections, compartments, problems)
+    _cross_check(sections, [_valid_fields(CompartmentSection, t) for t in raw]
+                 if isinstance(raw, list) else [], problems)
     if problems:
         raise ConfigError(problems)
     return Config(compartments=tuple(compartments), source=source, **sections)
@@ -269,18 +283,19 @@ def _cross_check(sections, compartments, problems):
 
     numbers = {}
     for i, c in enumerate(compartments):
-        if c is None:
-            continue
         path = f"compartments[{i}]"
-        if c.number in numbers:
-            problems.append(f"{path}.number: compartment {c.number} is already "
-                            f"defined at {numbers[c.number]}")
-        numbers.setdefault(c.number, path)
-        if sizes and c.size not in sizes:
-            problems.append(f"{path}.size: {c.size!r} is not one of holds.sizes "
+        number = c.get("number")
+        if number is not None and number in numbers:
+            problems.append(f"{path}.number: compartment {number} is already "
+                            f"defined at {numbers[number]}")
+        if number is not None:
+            numbers.setdefault(number, path)
+        if sizes and "size" in c and c["size"] not in sizes:
+            problems.append(f"{path}.size: {c['size']!r} is not one of holds.sizes "
                             f"({', '.join(sizes)})")
-        claim(c.relay_pin, f"{path}.relay_pin")
-        claim(c.door_pin, f"{path}.door_pin")
+        for key in ("relay_pin", "door_pin"):
+            if key in c:
+                claim(c[key], f"{path}.{key}")
     if keypad is not None and keypad.kind == "matrix":
         for kind in ("row_pins", "col_pins"):
             pin_list = getattr(keypad, kind)

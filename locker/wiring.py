@@ -1,0 +1,204 @@
+"""The one module that knows every adapter: it builds a running locker.
+
+:class:`Daemon` turns a validated :class:`~locker.config.Config` into the
+controller, the store, the hardware adapters (or the simulator), the card
+reader, the web servers and, when configured, the central link.  Start and
+stop are symmetric, and every relay is off after both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+
+from . import __version__
+from .clock import SystemClock
+from .controller import Controller
+from .core import Locker
+from .identity import KeyedHasher
+from .patrons import LocalVerifier
+from .secrets import load_site_key
+from .store import Store
+
+log = logging.getLogger("bibbox.daemon")
+
+
+def relay_specs(cfg):
+    from hal.relays import RelaySpec
+    return {c.number: RelaySpec(c.relay_pin, cfg.hardware.relay_active_high)
+            for c in cfg.compartments}
+
+
+def door_specs(cfg):
+    from hal.doors import DoorSpec
+    return {c.number: DoorSpec(c.door_pin, cfg.hardware.door_closed_when_low)
+            for c in cfg.compartments}
+
+
+def database_path(cfg):
+    return os.path.join(cfg.locker.state_dir, "bibbox.db")
+
+
+class Daemon:
+    """A whole locker.  ``site_key`` overrides the configured secret (the
+    demo generates its own); ``mqtt_url`` enables the central link."""
+
+    def __init__(self, cfg, *, clock=None, site_key=None, mqtt_url=None,
+                 kiosk_port=None, serve_web=True):
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.boot_id = uuid.uuid4().hex[:12]
+        self.hasher = KeyedHasher(site_key if site_key is not None else load_site_key(cfg))
+        self.store = Store(database_path(cfg), clock=self.clock)
+        self.controller = Controller(self.clock)
+        self.simulator = None
+        self.reader = None
+        self.link = None
+        self.servers = []
+        self._server_threads = []
+        self.mqtt_url = mqtt_url
+        self.kiosk_port = kiosk_port if kiosk_port is not None else cfg.web.kiosk_port
+        self.serve_web = serve_web
+        self.ready = threading.Event()
+        self._build_hardware()
+        self.verifier = self._build_verifier()
+        self.locker = Locker(cfg, clock=self.clock, store=self.store, hasher=self.hasher,
+                             verifier=self.verifier, relays=self.relays,
+                             post=self.controller.post,
+                             publish=self.controller.board.publish)
+        self.controller.attach(self.locker)
+
+    # -- building ------------------------------------------------------------------
+    def _build_hardware(self):
+        from hal.doors import DoorSensors
+        from hal.relays import RelayBank
+        cfg, post = self.cfg, self.controller.post
+        if cfg.locker.simulated:
+            from hal.simulator import SimulatedHardware
+            self.simulator = SimulatedHardware(cfg)
+            factory = self.simulator.factory
+        else:
+            from hal.pins import make_pin_factory
+            factory = make_pin_factory(cfg.hardware.pin_factory)
+        self.pin_factory = factory
+        self.relays = RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,
+                                max_coils=cfg.timing.max_coils,
+                                on_fired=lambda n, s: post("relay_fired", n, s),
+                                on_released=lambda n: post("relay_released", n))
+        self.doors = DoorSensors(door_specs(cfg), factory,
+                                 bounce_s=cfg.hardware.door_bounce_s or None,
+                                 on_change=lambda n, is_open: post("door", n, is_open))
+        if self.simulator:
+            self.simulator.close_all_doors()
+
+    def _build_verifier(self):
+        kind = self.cfg.verifier.kind
+        if kind == "central":
+            from central.verifier import CentralVerifier
+            return CentralVerifier(self.cfg, clock=self.clock, link_getter=lambda: self.link)
+        return LocalVerifier(self.store, self.hasher, self.clock)
+
+    def _build_reader(self):
+        cfg = self.cfg.reader
+        if not cfg.enabled:
+            return None
+        from hal.cardreader import SerialCardReader, make_framing
+        options = {"inter_char_timeout_s": cfg.inter_char_timeout_s}
+        if cfg.framing == "barcode":
+            options.update(suffix=cfg.suffix, prefix=cfg.prefix, strip_aim=cfg.strip_aim)
+        port = self.simulator.reader_path if self.simulator else cfg.port
+        post = self.controller.post
+        return SerialCardReader(port, cfg.baudrate, make_framing(cfg.framing, **options),
+                                on_card=lambda card: post("card", card),
+                                on_online=lambda online: post("reader_online", online),
+                                on_garbled=lambda reason: post("reader_garbled", reason),
+                                repeat_window_s=cfg.repeat_window_s)
+
+    # -- running -------------------------------------------------------------------
+    def start(self):
+        """Read the doors, recover, then start every thread.  Sets ``ready``
+        once the doors are read, the store is open and the kiosk serves."""
+        self.locker.start(self.doors.read_all())
+        self.locker.flush()
+        self.controller.start()
+        self.reader = self._build_reader()
+        if self.reader:
+            self.reader.start()
+        if self.mqtt_url or self.cfg.mqtt.enabled:
+            from central.link import CentralLink
+            self.link = CentralLink(self.cfg, controller=self.controller, store=self.store,
+                                    clock=self.clock, version=__version__,
+                                    boot_id=self.boot_id, url=self.mqtt_url)
+            self.store.on_commit.append(self.link.wake)
+            self.link.start()
+        if self.serve_web:
+            self._start_web()
+        self.ready.set()
+        log.info("bibbox %s running (boot %s)%s", __version__, self.boot_id,
+                 " in simulation" if self.simulator else "")
+
+    def _start_web(self):
+        from waitress import create_server
+
+        from web.app import create_app
+        cfg = self.cfg
+        if cfg.locker.simulated:
+            apps = [(create_app(controller=self.controller, cfg=cfg, simulator=self.simulator,
+                                parts=("kiosk", "sim", *self._staff_part())),
+                     "127.0.0.1", self.kiosk_port)]
+        else:
+            apps = [(create_app(controller=self.controller, cfg=cfg, parts=("kiosk", "sim")),
+                     "127.0.0.1", self.kiosk_port)]
+            if self._staff_part():
+                apps.append((create_app(controller=self.controller, cfg=cfg, parts=("staff",)),
+                             cfg.web.staff_bind, cfg.web.staff_port))
+        for app, host, port in apps:
+            app.extensions["bibbox"]["daemon"] = self
+            server = create_server(app, host=host, port=port, threads=8,
+                                   ident="bibbox", channel_timeout=60)
+            self.servers.append(server)
+            thread = threading.Thread(target=server.run, name=f"web-{port}", daemon=True)
+            thread.start()
+            self._server_threads.append(thread)
+            log.info("serving http://%s:%s/", host, server.effective_port)
+
+    def _staff_part(self):
+        try:
+            import web.staff  # noqa: F401  (issue 3)
+        except ImportError:
+            return ()
+        return ("staff",)
+
+    @property
+    def port(self):
+        return int(self.servers[0].effective_port) if self.servers else None
+
+    def stop(self):
+        """Stop everything; every relay ends off, whatever happened."""
+        log.info("stopping")
+        for server in self.servers:
+            try:
+                server.close()
+            except Exception:
+                log.exception("closing the web server failed")
+        if self.reader:
+            self.reader.stop()
+        if self.link:
+            self.link.stop()
+        self.controller.stop()
+        self.relays.close()
+        self.doors.close()
+        self.store.close()
+        if self.simulator:
+            self.simulator.close()
+        log.info("stopped; all relays off")
+
+    def health(self):
+        """For the watchdog and ``bibbox status``."""
+        import time
+        beat = self.controller.healthy_at
+        return {"controller": beat is not None and time.monotonic() - beat < 90,
+                "reader": self.reader.online if self.reader else None,
+                "link": self.link.health() if self.link else None}

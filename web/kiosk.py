@@ -1,0 +1,66 @@
+"""The patron's touch-screen kiosk: one page and a small JSON API.
+
+- ``GET /``: the page.
+- ``GET /api/kiosk?version=N``: the kiosk view, long-polled: answers as soon
+  as it differs from version N, or after ``LONG_POLL_S``.
+- ``POST /api/kiosk/pin`` ``{"pin": "1234"}``: the PIN typed on the pad.
+- ``POST /api/kiosk/action`` ``{"action": "cancel"|"extend"}``.
+
+Loopback only.  The PIN is handed to the controller and never logged.
+"""
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
+
+from locker.errors import CommandError
+
+from .app import is_loopback, json_body
+
+LONG_POLL_S = 20.0
+kiosk = Blueprint("kiosk", __name__)
+
+
+def _controller():
+    return current_app.extensions["bibbox"]["controller"]
+
+
+@kiosk.before_request
+def loopback_only():
+    if not is_loopback(request.remote_addr):
+        abort(403, "the kiosk answers on loopback only")
+
+
+@kiosk.get("/")
+def page():
+    cfg = current_app.extensions["bibbox"]["cfg"]
+    return render_template("kiosk.html", language=cfg.locker.language,
+                           locker_name=cfg.locker.name,
+                           simulated=cfg.locker.simulated)
+
+
+@kiosk.get("/api/kiosk")
+def view():
+    board = _controller().board
+    version = request.args.get("version", type=int)
+    if version is None:
+        return jsonify(board.get("kiosk"))
+    wait = min(request.args.get("wait", LONG_POLL_S, type=float), LONG_POLL_S)
+    return jsonify(board.wait_newer("kiosk", version, timeout=max(0.0, wait)))
+
+
+@kiosk.post("/api/kiosk/pin")
+def pin():
+    data = json_body(required=("pin",))
+    text = data["pin"]
+    if not isinstance(text, str) or len(text) > 16:
+        raise CommandError("bad_pin", "the PIN must be text of at most 16 characters")
+    _controller().post("pin", text)
+    return jsonify(ok=True)
+
+
+@kiosk.post("/api/kiosk/action")
+def action():
+    data = json_body(required=("action",))
+    if data["action"] not in ("cancel", "extend"):
+        raise CommandError("bad_action", "action must be 'cancel' or 'extend'")
+    _controller().post("kiosk", data["action"])
+    return jsonify(ok=True)

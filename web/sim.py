@@ -1,0 +1,71 @@
+"""The simulator's control surface, ``/sim``: only in simulation.
+
+On a real locker every ``/sim`` URL answers 404 with a clear message, so a
+stray script cannot pretend to open doors.  It holds the demo patrons' card
+numbers and PINs by design (they are made up) and is excluded from the
+privacy scan for that reason.
+"""
+
+from flask import Blueprint, jsonify, render_template, request
+
+from locker.errors import CommandError
+
+from .app import is_loopback, json_body
+
+
+def sim_blueprint(simulator):
+    bp = Blueprint("sim", __name__, url_prefix="/sim")
+
+    @bp.before_request
+    def guard():
+        if simulator is None:
+            return jsonify(ok=False, error="not_simulated",
+                           message="this is a real locker: /sim is off"), 404
+        if not is_loopback(request.remote_addr):
+            return jsonify(ok=False, error="forbidden",
+                           message="/sim answers on loopback only"), 403
+        return None
+
+    def door_number(n):
+        if n not in simulator.door_pins:
+            raise CommandError("unknown_compartment", f"no compartment {n}")
+        return n
+
+    def flag(data, key):
+        if not isinstance(data.get(key), bool):
+            raise CommandError("bad_request", f"'{key}' must be true or false")
+        return data[key]
+
+    @bp.get("")
+    @bp.get("/")
+    def page():
+        return render_template("sim.html")
+
+    @bp.get("/state")
+    def state():
+        return jsonify(simulator.state())
+
+    @bp.post("/doors/<int:n>")
+    def door(n):
+        opened = flag(json_body(required=("open",)), "open")
+        moved = simulator.set_door(door_number(n), opened)
+        return jsonify(ok=True, moved=moved, door=simulator.state()["doors"][str(n)])
+
+    @bp.post("/doors/<int:n>/jam")
+    def jam(n):
+        simulator.set_jammed(door_number(n), flag(json_body(required=("jammed",)), "jammed"))
+        return jsonify(ok=True, door=simulator.state()["doors"][str(n)])
+
+    @bp.post("/card")
+    def card():
+        data = json_body(required=("data",))
+        if not isinstance(data["data"], str) or len(data["data"]) > 512:
+            raise CommandError("bad_request", "'data' must be text of at most 512 characters")
+        try:
+            raw = data["data"].encode("latin-1")
+        except UnicodeEncodeError:
+            raise CommandError("bad_request", "'data' must be bytes 0-255") from None
+        simulator.write_card(raw)
+        return jsonify(ok=True, bytes=len(raw))
+
+    return bp
