@@ -29,9 +29,9 @@ setup(
         "waitress>=3.0,<4",
     ],
     extras_require={
-        # Raspberry Pi 5 needs lgpio; Pi 1-4 can use RPi.GPIO.
-        "pi5": ["lgpio>=0.2"],
-        "pi": ["RPi.GPIO>=0.7"],
+        # The pin factory's library: lgpio on a Pi 5, RPi.GPIO on a Pi 1-4.
+        "lgpio": ["lgpio>=0.2"],
+        "rpigpio": ["RPi.GPIO>=0.7"],
         "test": ["pytest>=8", "hypothesis>=6", "fake-rpi>=0.7", "jsonschema>=4",
                  "playwright>=1.45", "psutil>=5", "pyyaml>=6"],
     },

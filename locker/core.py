@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from . import patrons
+from .commands import CommandsMixin
 from .errors import CardFormatError, CommandError
 from .identity import Pin, pseudonym
 from .model import (Alarm, AlarmKind, Compartment, DoorState, EventType, Hold,
@@ -64,7 +65,7 @@ class PatronSession:
     minutes_blocked: int | None = None
 
 
-class Locker:
+class Locker(CommandsMixin):
     """The domain core.  See the module docstring for the contract."""
 
     def __init__(self, cfg, *, clock, store, hasher, verifier, relays,
@@ -129,6 +130,8 @@ class Locker:
         (the holds stay ready); a door seen open and now closed completes."""
         door = self.doors.get(opening.compartment)
         if door is None or not opening.seen_open:
+            if opening.purpose is OpenPurpose.LOADING:
+                self._abort_loading(opening)
             with self.store.unit() as unit:
                 unit.drop_opening(opening.compartment)
                 unit.audit("system", "opening_abandoned", compartment=opening.compartment,
@@ -469,10 +472,13 @@ class Locker:
                         pseudonym(hold.patron_hash) == opening.actor:
                     collected.append(self._loaned(hold, verdict))
                     patron_hash = hold.patron_hash
+        loaded = None
         with self.store.unit() as unit:
             unit.drop_opening(number)
             unit.event(EventType.DOOR_CLOSED, {"compartment": number,
                                                "purpose": opening.purpose.value})
+            if opening.purpose is OpenPurpose.LOADING:
+                loaded = self._finish_loading(opening, unit)
             for hold in collected:
                 unit.put_hold(hold)
                 unit.event(EventType.HOLD_COLLECTED, {
@@ -484,6 +490,9 @@ class Locker:
                            patron=opening.actor, reason="patron pickup",
                            detail=f"hold {hold.id}")
         del self.openings[number]
+        if loaded is not None:
+            self.holds[loaded.id] = loaded
+            log.info("hold %s ready in compartment %d", loaded.id, number)
         for hold in collected:
             del self.holds[hold.id]
             log.info("hold %s collected from compartment %d", hold.id, number)
@@ -507,6 +516,8 @@ class Locker:
             unit.drop_opening(number)
             unit.audit("system", "door_jammed", compartment=number,
                        reason=opening.reason)
+        if opening.purpose is OpenPurpose.LOADING:
+            self._abort_loading(opening)
         self._raise_alarm(AlarmKind.DOOR_JAMMED, number)
         self._session_door(number, "jammed", opening.session)
         self._dirty(state=True)

@@ -119,6 +119,7 @@ class EventType(str, Enum):
     ALARM_CLEARED = "alarm.cleared"
     PICKUP_DENIED = "pickup.denied"
     COMPARTMENT_SERVICE = "compartment.service"
+    MANUAL_OPEN = "door.manual_open"     # staff or central opened a door by hand
 
 
 @dataclass(frozen=True)

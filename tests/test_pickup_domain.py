@@ -237,3 +237,96 @@ def test_corrupt_database_is_a_clear_error(tmp_path):
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="unusable"):
         Store(bad, clock=FakeClock())
+
+
+# -- staff and central commands ------------------------------------------------
+
+def test_loading_makes_a_hold_ready_only_after_the_door_closed(rig):
+    result = rig.controller.call(lambda l: l.load_hold(
+        "anna", patron_hash=rig.patron_hash(ALICE_CARD),
+        items=[{"barcode": "111", "title": "Bog"}, {"barcode": "222", "title": "Film"}],
+        size="M"))
+    assert rig.relays.pulses == [(result["compartment"], rig.cfg.timing.pulse_s)]
+    assert rig.cfg.compartment(result["compartment"]).size == "M"
+    n = result["compartment"]
+    assert rig.state["compartments"][n - 1]["state"] == "loading"
+    rig.fire_all()
+    rig.door(n, True)
+    assert rig.store.hold(result["hold_id"]).state is HoldState.LOADING
+    rig.door(n, False)
+    assert rig.store.hold(result["hold_id"]).state is HoldState.READY
+    assert "hold.ready" in rig.outbox_types()
+    # and the patron can now collect it
+    rig.card(ALICE_CARD)
+    rig.pin(ALICE_PIN)
+    assert rig.fire_all() == [n]
+
+
+def test_loading_into_a_jammed_door_returns_the_hold_for_another_door(rig):
+    rig.controller.call(lambda l: l.announce_hold(
+        "C-1", rig.patron_hash(BOB_CARD), [{"barcode": "9", "title": "X"}], size="S"))
+    first = rig.controller.call(lambda l: l.load_hold("anna", hold_id="C-1"))
+    rig.fire_all()
+    rig.advance(rig.cfg.timing.door_open_timeout_s + 0.5)
+    assert rig.store.hold("C-1").state is HoldState.ANNOUNCED
+    assert [a["alarm"] for a in rig.state["alarms"]] == ["door_jammed"]
+    second = rig.controller.call(lambda l: l.load_hold("anna", hold_id="C-1"))
+    assert second["compartment"] != first["compartment"]
+
+
+def test_commands_refuse_bad_input_and_change_nothing(rig):
+    from locker.errors import CommandError
+    before = rig.outbox_types()
+    bad_calls = [
+        lambda l: l.open_compartment(99, "anna", "help"),
+        lambda l: l.open_compartment(1, "anna", ""),
+        lambda l: l.announce_hold("x", "not-a-hash", [{"barcode": "1"}]),
+        lambda l: l.announce_hold("x", "a" * 64, []),
+        lambda l: l.set_out_of_service("1", "broken", "anna"),
+        lambda l: l.cancel_hold("nope", "anna"),
+        lambda l: l.load_hold("anna", patron_hash="a" * 64, items=[{"barcode": "1"}], size="XL"),
+    ]
+    for call in bad_calls:
+        with pytest.raises(CommandError):
+            rig.controller.call(call)
+    assert rig.outbox_types() == before
+    assert rig.relays.pulses == []
+
+
+def test_expired_hold_is_unloaded_and_the_compartment_is_free(rig):
+    rig.place("h1", ALICE_CARD, 2, days=1)
+    rig.advance(86400 + rig.cfg.timing.expiry_check_s + 1)
+    todo = rig.controller.call(lambda l: l.unload_list())
+    assert [(t["compartment"], t["why"]) for t in todo] == [(2, "expired")]
+    rig.controller.call(lambda l: l.open_compartment(2, "anna", "unload expired", "unloading"))
+    rig.fire_all()
+    rig.door(2, True)
+    from locker.errors import CommandError
+    with pytest.raises(CommandError, match="close door"):
+        rig.controller.call(lambda l: l.confirm_removed(2, "anna"))
+    rig.door(2, False)
+    assert rig.controller.call(lambda l: l.confirm_removed(2, "anna"))["removed"] == ["h1"]
+    assert rig.state["compartments"][1]["state"] == "free"
+    assert rig.store.hold("h1").state is HoldState.REMOVED
+    audit = [r["action"] for r in rig.store.audit_rows()]
+    assert "removed" in audit and "unlock" in audit
+
+
+def test_announce_is_idempotent_and_sync_cancels_missing(rig):
+    h = rig.patron_hash(ALICE_CARD)
+    first = rig.controller.call(lambda l: l.announce_hold("A1", h, [{"barcode": "1"}]))
+    again = rig.controller.call(lambda l: l.announce_hold("A1", h, [{"barcode": "1"}]))
+    assert first["changed"] and not again["changed"]
+    result = rig.controller.call(lambda l: l.sync_announced(
+        [{"hold_id": "A2", "patron_hash": h, "items": [{"barcode": "2"}]}], "central"))
+    assert result == {"added": 1, "cancelled": 1, "announced": 1}
+    assert [a["hold_id"] for a in rig.controller.call(lambda l: l.announced_holds())] == ["A2"]
+
+
+def test_out_of_service_compartment_is_not_opened_for_pickup(rig):
+    rig.place("h1", ALICE_CARD, 1)
+    rig.controller.call(lambda l: l.set_out_of_service(1, "broken hinge", "anna"))
+    rig.card(ALICE_CARD)
+    rig.pin(ALICE_PIN)
+    assert rig.kiosk["message"] == "compartment_unavailable"
+    assert rig.relays.pulses == []
