@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Debian and pip packages) and run them.
+# Usage: scripts/test.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: a real broker, a real browser, and the checkers for the
+# firmware files.  Installed only when missing.
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || missing+=("$2"); }
+missing=()
+need mosquitto mosquitto
+need mosquitto_sub mosquitto-clients
+need chromium chromium
+need shellcheck shellcheck
+need openssl openssl
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+VENV=${BIBBOX_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+exec "$VENV/bin/python" -m pytest "$@"
