@@ -64,3 +64,15 @@ def action():
         raise CommandError("bad_action", "action must be 'cancel' or 'extend'")
     _controller().post("kiosk", data["action"])
     return jsonify(ok=True)
+
+
+@kiosk.get("/api/status")
+def status():
+    """The running daemon's live state for an operator (``bibbox status``):
+    compartments, alarms, outbox depth, broker and reader health."""
+    ext = current_app.extensions["bibbox"]
+    daemon = ext.get("daemon")
+    controller = _controller()
+    depth = controller.call(lambda locker: locker.store.outbox_depth(), timeout=5)
+    return jsonify(state=controller.board.get("state"), outbox_depth=depth,
+                   health=daemon.health() if daemon else None)
