@@ -63,6 +63,7 @@ class PatronSession:
     items: list = field(default_factory=list)          # Item, for the receipt
     verdict: patrons.Verdict | None = None
     minutes_blocked: int | None = None
+    keypad_digits: int = 0
 
 
 class Locker(CommandsMixin):
@@ -238,12 +239,20 @@ class Locker(CommandsMixin):
         except CardFormatError:
             s.message = "pin_format"
             return self._dirty(kiosk=True)
-        s.screen, s.message = SCREEN_VERIFYING, ""
+        s.screen, s.message, s.keypad_digits = SCREEN_VERIFYING, "", 0
         s.deadline = self.clock.monotonic() + self.cfg.verifier.timeout_s + 2.0
         session_id = s.id
         self._dirty(kiosk=True)
         self.verifier.verify(s.patron_hash, pin,
                              lambda verdict: self.post("verdict", session_id, verdict))
+
+    def on_keypad(self, count):
+        """A physical PIN pad has ``count`` digits typed (the kiosk shows dots)."""
+        s = self.session
+        if s is not None and s.screen == SCREEN_PIN:
+            s.keypad_digits = int(count)
+            s.deadline = self.clock.monotonic() + self.timing.pin_timeout_s
+            self._dirty(kiosk=True)
 
     def on_kiosk(self, action):
         """Kiosk buttons: ``cancel`` (back to idle) or ``extend`` (more time)."""
@@ -619,6 +628,7 @@ class Locker(CommandsMixin):
                 "screen": s.screen, "message": s.message, "tries_left": s.tries_left,
                 "seconds_left": max(0, round(s.deadline - now)),
                 "minutes_blocked": s.minutes_blocked,
+                "keypad_digits": s.keypad_digits,
                 "compartments": [{"number": n, "status": st}
                                  for n, st in sorted(s.compartments.items())],
                 "items": [i.as_dict() for i in self._receipt_items(s)],

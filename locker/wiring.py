@@ -116,6 +116,20 @@ class Daemon:
                                 on_garbled=lambda reason: post("reader_garbled", reason),
                                 repeat_window_s=cfg.repeat_window_s)
 
+    def _build_keypad(self):
+        """The optional physical PIN pad; started, or None."""
+        kind = self.cfg.keypad.kind
+        if kind == "none":
+            return None
+        from hal.keypad import MatrixKeypad, PinPad, serial_keypad
+        pad = PinPad(self.controller.post)
+        if kind == "serial":
+            keypad = serial_keypad(self.cfg.keypad.port, self.cfg.keypad.baudrate, pad)
+            keypad.start()
+            return keypad
+        return MatrixKeypad(self.cfg.keypad.row_pins, self.cfg.keypad.col_pins,
+                            self.pin_factory, pad)
+
     # -- running -------------------------------------------------------------------
     def start(self):
         """Read the doors, recover, then start every thread.  Sets ``ready``
@@ -126,6 +140,7 @@ class Daemon:
         self.reader = self._build_reader()
         if self.reader:
             self.reader.start()
+        self.keypad = self._build_keypad()
         if self.mqtt_url or self.cfg.mqtt.enabled:
             from central.link import CentralLink
             self.link = CentralLink(self.cfg, controller=self.controller, store=self.store,
@@ -185,6 +200,9 @@ class Daemon:
                 log.exception("closing the web server failed")
         if self.reader:
             self.reader.stop()
+        keypad = getattr(self, "keypad", None)
+        if keypad is not None:
+            (keypad.stop if hasattr(keypad, "stop") else keypad.close)()
         if self.link:
             self.link.stop()
         self.controller.stop()
