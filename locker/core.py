@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from . import patrons
 from .commands import CommandsMixin
 from .errors import CardFormatError, CommandError
-from .identity import Pin, pseudonym
+from .identity import Pin, constant_time_equal, pseudonym
 from .model import (Alarm, AlarmKind, Compartment, DoorState, EventType, Hold,
                     HoldState, Item, Opening, OpenPurpose)
 
@@ -37,6 +37,7 @@ log = logging.getLogger("bibbox.locker")
 # Kiosk screens and messages: the kiosk page translates these codes.
 SCREEN_IDLE, SCREEN_PIN, SCREEN_VERIFYING = "idle", "pin", "verifying"
 SCREEN_OPENING, SCREEN_RECEIPT, SCREEN_DENIED = "opening", "receipt", "denied"
+SCREEN_CODE = "code"   # central is offline: the pickup code from the patron's message
 DENIED_SCREEN_S = 12.0
 FORCED_SETTLE_S = 2.0   # a forced-door alarm clears once the door stays shut this long
 
@@ -278,10 +279,44 @@ class Locker(CommandsMixin):
             return self._accepted(s, verdict)
         if verdict.outcome == patrons.WRONG_PIN:
             return self._wrong_pin(s)
+        if verdict.outcome == patrons.UNAVAILABLE and \
+                self.cfg.verifier.offline_policy == "pickup-code" and any(
+                    h.pickup_code_hash for h in self._ready_holds(s.patron_hash)):
+            s.screen, s.message = SCREEN_CODE, "central_offline"
+            s.deadline = self.clock.monotonic() + self.timing.pin_timeout_s
+            return self._dirty(kiosk=True)
         code = {patrons.BLOCKED: "patron_blocked", patrons.UNKNOWN: "unknown_card",
                 patrons.UNAVAILABLE: "service_unavailable"}.get(verdict.outcome,
                                                                  "service_unavailable")
         self._deny(s, code, reason=verdict.reason if code == "patron_blocked" else "")
+
+    def on_pickup_code(self, text):
+        """Offline policy ``pickup-code``: the patron typed the pickup code
+        from their message.  Opens only holds whose code hash matches; a
+        wrong code counts like a wrong PIN."""
+        s = self.session
+        if s is None or s.screen != SCREEN_CODE:
+            return
+        if not isinstance(text, str) or not text.strip().isalnum() or len(text) > 16:
+            s.message = "code_format"
+            return self._dirty(kiosk=True)
+        code = text.strip().upper()
+        matching = [h for h in self._ready_holds(s.patron_hash) if h.pickup_code_hash and
+                    constant_time_equal(h.pickup_code_hash,
+                                        self.hasher.pickup_code(h.id, code))]
+        if not matching:
+            self._wrong_pin(s)
+            if s.screen == SCREEN_PIN:
+                s.screen, s.message = SCREEN_CODE, "wrong_code"
+            return
+        self._open_for_patron(s, matching, patrons.Verdict(patrons.ACCEPTED,
+                                                           reason="pickup_code"))
+
+    def _ready_holds(self, patron_hash):
+        wall = self.clock.wall()
+        return [h for h in self.holds.values() if h.patron_hash == patron_hash and
+                h.state is HoldState.READY and not h.expired_at(wall) and
+                h.compartment is not None]
 
     def _wrong_pin(self, s):
         count, _ = self.store.pin_failures(s.patron_hash)
@@ -308,12 +343,15 @@ class Locker(CommandsMixin):
                 unit.set_pin_failures(s.patron_hash, 0, None)
         wall = self.clock.wall()
         mine = [h for h in self.holds.values() if h.patron_hash == s.patron_hash]
-        ready = [h for h in mine if h.state is HoldState.READY and not h.expired_at(wall)
-                 and h.compartment is not None]
+        ready = self._ready_holds(s.patron_hash)
         if not ready:
             expired = any(h.state is HoldState.EXPIRED or
                           (h.state is HoldState.READY and h.expired_at(wall)) for h in mine)
             return self._deny(s, "only_expired" if expired else "nothing_here")
+        self._open_for_patron(s, ready, verdict)
+
+    def _open_for_patron(self, s, ready, verdict):
+        """Open the compartments holding ``ready`` for session ``s``."""
         s.verdict = verdict
         numbers = sorted({h.compartment for h in ready})
         to_open = []
@@ -494,6 +532,8 @@ class Locker(CommandsMixin):
                     "hold_id": hold.id, "compartment": number,
                     "patron_hash": hold.patron_hash,
                     "items": [i.as_dict() for i in hold.items],
+                    "verified_by": "pickup_code" if verdict and
+                    verdict.reason == "pickup_code" else "pin",
                     "closed_while_offline": closed_while_down})
                 unit.audit(opening.actor, "collected", compartment=number,
                            patron=opening.actor, reason="patron pickup",

@@ -330,3 +330,45 @@ def test_out_of_service_compartment_is_not_opened_for_pickup(rig):
     rig.pin(ALICE_PIN)
     assert rig.kiosk["message"] == "compartment_unavailable"
     assert rig.relays.pulses == []
+
+
+def test_offline_pickup_code_policy_opens_only_matching_holds(tmp_path):
+    from locker import patrons
+
+    class SilentCentral:
+        def verify(self, patron_hash, pin, done):
+            done(patrons.Verdict(patrons.UNAVAILABLE))
+
+    rig = Rig(tmp_path, verifier={"kind": "central", "offline_policy": "pickup-code"})
+    rig.locker.verifier = SilentCentral()
+    rig.start()
+    h1 = rig.place("h1", ALICE_CARD, 1)
+    rig.place("h2", ALICE_CARD, 2)
+    code_hash = rig.hasher.pickup_code("h1", "7Q4K")
+    rig.locker.holds["h1"] = h1.with_(pickup_code_hash=code_hash)
+    rig.card(ALICE_CARD)
+    rig.pin("0000")
+    assert (rig.kiosk["screen"], rig.kiosk["message"]) == ("code", "central_offline")
+    rig.controller.post("pickup_code", "WRONG1")
+    rig.run()
+    assert (rig.kiosk["screen"], rig.kiosk["message"]) == ("code", "wrong_code")
+    rig.controller.post("pickup_code", "7q4k")
+    rig.run()
+    assert rig.fire_all() == [1]
+
+
+def test_offline_deny_policy_is_the_default(tmp_path):
+    from locker import patrons
+
+    class SilentCentral:
+        def verify(self, patron_hash, pin, done):
+            done(patrons.Verdict(patrons.UNAVAILABLE))
+
+    rig = Rig(tmp_path)
+    rig.locker.verifier = SilentCentral()
+    rig.start()
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.pin("1234")
+    assert rig.kiosk["message"] == "service_unavailable"
+    assert rig.relays.pulses == []

@@ -57,6 +57,16 @@ def pin():
     return jsonify(ok=True)
 
 
+@kiosk.post("/api/kiosk/code")
+def pickup_code():
+    """The pickup code from the patron's message (central offline)."""
+    data = json_body(required=("code",))
+    if not isinstance(data["code"], str) or len(data["code"]) > 16:
+        raise CommandError("bad_code", "the pickup code must be text of at most 16 characters")
+    _controller().post("pickup_code", data["code"])
+    return jsonify(ok=True)
+
+
 @kiosk.post("/api/kiosk/action")
 def action():
     data = json_body(required=("action",))
