@@ -124,7 +124,7 @@ def test_the_toml_has_no_place_for_secrets():
     for cls in (config.SecretsSection, config.MqttSection):
         for f in config.dataclasses.fields(cls):
             assert f.name.endswith("_file") or f.name in (
-                "enabled", "url", "topic_root", "heartbeat_s", "home_assistant"), f.name
+                "enabled", "url", "topic_root", "heartbeat_s", "keepalive_s", "home_assistant"), f.name
 
 
 ADAPTER_MODULES = {"gpiozero", "serial", "paho", "flask", "waitress", "hal", "web", "central",

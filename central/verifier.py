@@ -1,0 +1,150 @@
+"""Patron checks through central: the ``central`` adapter of the verifier port.
+
+``CentralVerifier(cfg, clock=clock, link_getter=lambda: link)`` is built
+before the link exists (the locker needs its verifier first); each
+``verify(patron_hash, pin, done)`` asks ``link_getter()`` for the link and
+publishes one
+``<root>/patron/check`` request ``{"request_id","patron_hash","pin","sent_at",
+"locker_id"}`` and waits, without blocking the caller, for central's answer
+on ``<root>/patron/verdict`` ``{"request_id","outcome","reason","due",
+"default_due"}``.  ``done`` is called exactly once, from paho's thread or a
+timer thread: with the parsed :class:`locker.patrons.Verdict`, or with
+``Verdict("unavailable")`` when the link is down, the answer is malformed, or
+none came within ``timeout_s`` (``verifier.timeout_s``, 3 s by default).
+
+The PIN is in the request and nowhere else: not in a log line, not in any
+other message, not kept after the request is handed to the socket.  The
+request goes at QoS 0, not retained, with an MQTT 5 message expiry equal to
+the timeout: a patron is waiting at the kiosk, so a request that cannot be
+delivered at once is worthless, and QoS 0 means paho never keeps the PIN in
+a retry queue or sends it again after a reconnect (QoS 1 would).  TCP still
+delivers it intact when the connection holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import uuid
+
+from locker import patrons
+from locker.patrons import Verdict
+
+from . import wire
+
+log = logging.getLogger("bibbox.mqtt")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class CentralVerifier:
+    """See the module docstring.  ``link_getter()`` returns the
+    :class:`central.link.CentralLink`, or None while there is none."""
+
+    def __init__(self, cfg, *, clock, link_getter, timeout_s=None):
+        self.cfg, self.clock, self.link_getter = cfg, clock, link_getter
+        self.timeout_s = float(timeout_s if timeout_s is not None
+                               else cfg.verifier.timeout_s)
+        self._lock = threading.Lock()
+        self._pending = {}          # request_id -> (done, timer)
+
+    def verify(self, patron_hash, pin, done):
+        request_id = uuid.uuid4().hex
+        timer = threading.Timer(self.timeout_s, self._timeout, args=(request_id,))
+        timer.daemon = True
+        with self._lock:
+            self._pending[request_id] = (done, timer)
+        link = self.link_getter()
+        if link is None or not link.connected:
+            log.warning("patron check %s: central link is down", request_id)
+            return self._finish(request_id, Verdict(patrons.UNAVAILABLE, reason="offline"))
+        link.attach_verifier(self)
+        timer.start()
+        body = {"request_id": request_id, "patron_hash": patron_hash,
+                "pin": getattr(pin, "value", pin), "sent_at": self.clock.wall(),
+                "locker_id": self.cfg.locker.id}
+        sent = link.publish_patron_check(wire.dumps(body), request_id,
+                                              expiry_s=max(1, math.ceil(self.timeout_s)))
+        del body
+        if not sent:
+            log.warning("patron check %s could not be sent", request_id)
+            self._finish(request_id, Verdict(patrons.UNAVAILABLE, reason="offline"))
+        else:
+            log.info("patron check %s sent", request_id)
+
+    def pending(self):
+        with self._lock:
+            return len(self._pending)
+
+    # -- answers (paho's thread) ---------------------------------------------
+    def on_verdict(self, payload: bytes, correlation: bytes | None, retained: bool):
+        """A message on ``<root>/patron/verdict``."""
+        if retained:
+            log.warning("retained patron verdict ignored")
+            return
+        try:
+            body = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        rid = body.get("request_id") if isinstance(body, dict) else None
+        if not isinstance(rid, str) and correlation:
+            rid = correlation.decode("ascii", "replace")
+        with self._lock:
+            known = rid in self._pending
+        if not known:
+            log.info("patron verdict for no waiting request (late or foreign)")
+            return
+        verdict = parse_verdict(body)
+        if verdict is None:
+            log.warning("patron verdict %s is malformed; treated as unavailable", rid)
+            verdict = Verdict(patrons.UNAVAILABLE, reason="bad_answer")
+        else:
+            log.info("patron check %s answered: %s", rid, verdict.outcome)
+        self._finish(rid, verdict)
+
+    def _timeout(self, request_id):
+        with self._lock:
+            known = request_id in self._pending
+        if known:
+            log.warning("patron check %s: no answer within %.1f s", request_id,
+                        self.timeout_s)
+            self._finish(request_id, Verdict(patrons.UNAVAILABLE, reason="timeout"))
+
+    def _finish(self, request_id, verdict):
+        with self._lock:
+            entry = self._pending.pop(request_id, None)
+        if entry is None:
+            return          # someone else answered first: done runs once
+        done, timer = entry
+        timer.cancel()
+        try:
+            done(verdict)
+        except Exception:
+            log.exception("the verifier's done callback failed")
+
+    def close(self):
+        """Answer everything still waiting with ``unavailable``."""
+        with self._lock:
+            ids = list(self._pending)
+        for rid in ids:
+            self._finish(rid, Verdict(patrons.UNAVAILABLE, reason="offline"))
+
+
+def parse_verdict(body) -> Verdict | None:
+    """A :class:`Verdict` from a verdict message, or None if malformed."""
+    if not isinstance(body, dict) or body.get("outcome") not in patrons.OUTCOMES:
+        return None
+    reason = body.get("reason", "") or ""
+    due = body.get("due", {}) or {}
+    default_due = body.get("default_due")
+    if not isinstance(reason, str) or len(reason) > 200 or not isinstance(due, dict):
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) and _DATE.match(v)
+               for k, v in due.items()):
+        return None
+    if default_due is not None and not (isinstance(default_due, str)
+                                        and _DATE.match(default_due)):
+        return None
+    return Verdict(body["outcome"], reason=reason, due=dict(due), default_due=default_due)
