@@ -18,7 +18,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["locker", "locker.*", "hal", "hal.*", "web", "web.*",
                                     "central", "central.*"]),
-    package_data={"web": ["templates/*.html", "static/*"],
+    package_data={"web": ["templates/*.html", "templates/staff/*.html", "static/*"],
                   "central": ["*.yaml", "*.json"]},
     include_package_data=True,
     install_requires=[

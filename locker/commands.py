@@ -245,6 +245,9 @@ class CommandsMixin:
                                    f"compartment {compartment} is out of service")
             if compartment in self.openings:
                 raise CommandError("busy", f"compartment {compartment} is being opened")
+            if self.doors[compartment].state is DoorState.OPEN:
+                raise CommandError("door_open", f"door {compartment} is open; close it "
+                                   "first or choose another door")
             others = [h for h in self.holds_in(compartment) if h.patron_hash != hold.patron_hash]
             mine = [h for h in self.holds_in(compartment) if h.patron_hash == hold.patron_hash]
             if others or (mine and not self.cfg.holds.share_compartments):

@@ -372,3 +372,13 @@ def test_offline_deny_policy_is_the_default(tmp_path):
     rig.pin("1234")
     assert rig.kiosk["message"] == "service_unavailable"
     assert rig.relays.pulses == []
+
+
+def test_loading_refuses_a_door_that_is_already_open(rig):
+    from locker.errors import CommandError
+    rig.door(3, True)
+    with pytest.raises(CommandError, match="open"):
+        rig.controller.call(lambda l: l.load_hold(
+            "anna", patron_hash=rig.patron_hash(ALICE_CARD), items=[{"barcode": "1"}],
+            compartment=3))
+    assert rig.relays.pulses == []
