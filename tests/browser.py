@@ -1,0 +1,194 @@
+"""Fixtures for the browser tests: headless Chromium and a running demo locker.
+
+Import what you use into the test module (``from tests.browser import ...``).
+
+- ``browser`` (session): Playwright driving the system Chromium at
+  ``/usr/bin/chromium`` (no ``playwright install``: the machine is offline).
+  The test session is skipped when Playwright or Chromium is missing.
+- ``make_demo`` (function): builds and starts ``demo_daemon(tmp_path, port=0)``
+  on a free loopback port, optionally on a given clock; every daemon it made
+  is stopped at teardown.  ``demo`` is one such daemon on the system clock.
+- ``kiosk`` (function): a fresh browser page (1024×600, the size of a common
+  7" kiosk panel) with the kiosk of ``demo`` loaded and its first view shown.
+  It records every response the page received (``kiosk.responses``: url,
+  status, content type, body bytes) for the privacy scan.
+- :func:`screenshot` saves ``tests/artifacts/<name>.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import urllib.request
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-quic", "--no-first-run",
+                 "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1024, "height": 600}
+ARTIFACTS = pathlib.Path(__file__).with_name("artifacts")
+DEFAULT_TIMEOUT_MS = 10_000
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=CHROMIUM_ARGS)
+        sync_api.expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def make_demo(tmp_path):
+    from locker.cli import demo_daemon
+    made = []
+
+    def make(clock=None, state_dir=None):
+        daemon = demo_daemon(state_dir or tmp_path / f"demo{len(made)}", port=0, clock=clock)
+        daemon.start()
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        stop_demo(daemon)
+
+
+def stop_demo(daemon):
+    """Stop ``daemon`` without leaving web threads behind.
+
+    ``Daemon.stop`` calls ``server.close()`` from this thread while the
+    server's own loop thread may be inside ``select()`` on those sockets
+    (it then dies with EBADF), and while kiosk long polls still wait (up to
+    20 s) on the Board (they later write to a closed server).  So: wake
+    every long poll with a last snapshot, then shut each server down on its
+    own loop thread, then stop the daemon.  (Belongs in Daemon.stop.)"""
+    board = daemon.controller.board
+    last = board.get("kiosk") or {}
+    board.publish("kiosk", {**last, "version": -1, "screen": "idle"})
+    for server, thread in zip(daemon.servers, daemon._server_threads):
+        shutdown_waitress(server, thread)
+    daemon.stop()
+
+
+def shutdown_waitress(server, thread, timeout=5.0):
+    """Stop a waitress ``server`` whose ``run()`` loop runs on ``thread``.
+
+    Finish the worker threads; then, on the loop thread (the only one that
+    may touch the socket map), close every socket and unregister the
+    trigger, which ends the loop; only after the loop has ended close the
+    trigger's pipe.  (Closing the trigger inside the thunk races with the
+    ``os.write`` of ``pull_trigger`` itself: EBADF, or a write into a
+    reused descriptor.)"""
+    from waitress import wasyncore
+
+    def close_in_loop():
+        for obj in list(server._map.values()):
+            if obj is server.trigger:
+                obj.del_channel()
+            elif obj is server:
+                wasyncore.dispatcher.close(obj)   # BaseWSGIServer.close closes the trigger
+            else:
+                obj.close()
+
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
+    if thread.is_alive():
+        server.trigger.pull_trigger(close_in_loop)
+        thread.join(timeout)
+    server.trigger.close()
+
+
+@pytest.fixture
+def demo(make_demo):
+    return make_demo()
+
+
+class Kiosk:
+    """A browser page on the kiosk of one demo daemon."""
+
+    def __init__(self, page, daemon):
+        self.page, self.daemon = page, daemon
+        self.base = f"http://127.0.0.1:{daemon.port}"
+        self.responses = []
+        page.on("response", self._record)
+
+    def _record(self, response):
+        try:
+            body = response.body()
+        except Exception:   # a long poll cut short at teardown has no body
+            body = b""
+        self.responses.append({"url": response.url, "status": response.status,
+                               "type": response.headers.get("content-type", ""),
+                               "body": body})
+
+    def open(self, path="/"):
+        """Load ``path``; for the kiosk, wait until the first view is shown."""
+        from playwright.sync_api import expect
+        self.page.goto(self.base + path)
+        if path == "/":
+            expect(self.screen).to_have_attribute("data-version", re.compile(r"^\d+$"))
+        return self
+
+    # -- the world around the page -------------------------------------------------
+    def card(self, number: str, suffix=b"\r"):
+        """Present a card: raw bytes into the reader's pseudo-terminal."""
+        self.daemon.simulator.write_card(number.encode("ascii") + suffix)
+
+    def sim(self, path, data=None):
+        """GET (or POST ``data`` as JSON) a /sim URL; the decoded answer."""
+        body = None if data is None else json.dumps(data).encode()
+        request = urllib.request.Request(self.base + path, data=body, method=(
+            "GET" if data is None else "POST"), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.loads(answer.read())
+
+    def close_door(self, number):
+        return self.sim(f"/sim/doors/{number}", {"open": False})
+
+    # -- the page ------------------------------------------------------------------
+    @property
+    def screen(self):
+        return self.page.locator("#screen")
+
+    def tap_pin(self, digits):
+        for d in digits:
+            self.page.get_by_test_id(f"key-{d}").click()
+
+
+@pytest.fixture
+def kiosk_page(browser):
+    """A fresh context and page (no state shared between tests)."""
+    context = browser.new_context(viewport=VIEWPORT, locale="da-DK",
+                                  service_workers="block")
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def kiosk(demo, kiosk_page):
+    # demo first: the page then closes before the daemon stops
+    return Kiosk(kiosk_page, demo).open()
+
+
+def screenshot(page, name):
+    """Save a PNG of ``page`` as tests/artifacts/<name>.png (git-ignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    ignore = ARTIFACTS / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
