@@ -1,5 +1,5 @@
 """Bytes a day for an idle locker at the default heartbeat (300 s) and
-keepalive (60 s).
+keepalive (the config defaults).
 
 Measured, not guessed: the link talks to a real mosquitto through a TCP proxy
 that counts every byte of TCP payload (all MQTT framing included) both ways.
@@ -24,7 +24,9 @@ from tests.brokers import Broker, Subscriber, TcpProxy  # noqa: E402
 from tests.central_helpers import LockerRig, wait_until  # noqa: E402
 
 DAY = 86400
-HEARTBEAT_S, KEEPALIVE_S = 300, 60          # the defaults
+from locker.config import MqttSection
+
+HEARTBEAT_S, KEEPALIVE_S = MqttSection.heartbeat_s, MqttSection.keepalive_s  # the defaults
 TCPIP, TLS = 52, 22
 
 

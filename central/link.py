@@ -123,6 +123,7 @@ class CentralLink:
 
     def __init__(self, cfg, *, controller, store, clock, version, boot_id, url=None):
         self.cfg, self.controller, self.store, self.clock = cfg, controller, store, clock
+        self.keepalive_s = cfg.mqtt.keepalive_s
         self.version, self.boot_id = str(version), str(boot_id)
         self.locker_id = cfg.locker.id
         self.topics = Topics(cfg.topic_root)
@@ -183,7 +184,7 @@ class CentralLink:
             self._threads.append(t)
         log.info("central link starting: broker %s, topic root %s", self.url,
                  self.topics.root)
-        self._client.connect_async(self.host, self.port, keepalive=self.cfg.mqtt.keepalive_s,
+        self._client.connect_async(self.host, self.port, keepalive=self.keepalive_s,
                                    clean_start=True)
         self._client.loop_start()
 

@@ -126,8 +126,10 @@ class MqttSection:
     url: str = _opt("mqtt://127.0.0.1:1883")
     topic_root: str = _opt("", doc="default bibbox/<locker.id>")
     heartbeat_s: float = _opt(300.0, lo=5.0, hi=86400.0)
-    keepalive_s: int = _opt(60, lo=10, hi=3600,
-                            doc="MQTT keepalive; most of an idle locker's 4G traffic")
+    keepalive_s: int = _opt(300, lo=10, hi=3600,
+                            doc="MQTT keepalive: pings are most of an idle locker's 4G "
+                                "traffic; the broker declares a silent locker offline "
+                                "after 1.5 x this")
     ca_file: str = _opt("")
     cert_file: str = _opt("")
     key_file: str = _opt("")
