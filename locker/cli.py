@@ -5,6 +5,11 @@
     bibbox check-config FILE
     bibbox patrons import FILE.csv --config FILE
     bibbox keygen FILE
+    bibbox staff add|list|remove|passwd|unlock ...
+    bibbox firmware config-txt --config FILE
+    bibbox selftest --config FILE [--compartment N]
+    bibbox safe-off --config FILE
+    bibbox status [--config FILE | --url URL]
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
 """
@@ -21,6 +26,8 @@ import threading
 
 from . import __version__
 from . import config as config_mod
+from .cli_ops import add_ops_commands
+from .cli_staff import add_staff_commands
 from .errors import BibboxError, ConfigError
 
 log = logging.getLogger("bibbox")
@@ -55,9 +62,23 @@ class RedactCardNumbers(logging.Filter):
         return True
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is now (journald reads stdout), so a
+    replaced or closed stream (tests, reloads) never breaks logging."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(level="INFO"):
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler = _StdoutHandler()
+    from .systemd import log_formatter   # redacts tracebacks too; journald priorities
+    handler.setFormatter(log_formatter())
     handler.addFilter(RedactCardNumbers())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -167,6 +188,8 @@ def cmd_demo(args):
     print(f"  simulator:   http://127.0.0.1:{args.port}/sim")
     print(f"  card reader: {sim.reader_path}")
     print(f"  demo patrons (made up) and their cards: http://127.0.0.1:{args.port}/sim")
+    print(f"  staff:       http://127.0.0.1:{args.port}/staff/  (first: bibbox staff add "
+          f"NAME --admin --state-dir {args.state_dir})")
     sys.stdout.flush()
     return _run_until_signal(daemon)
 
@@ -221,6 +244,8 @@ def build_parser():
     s = sub.add_parser("keygen", help="create a site key file (mode 0600)")
     s.add_argument("file")
     s.set_defaults(func=cmd_keygen)
+    add_ops_commands(sub)
+    add_staff_commands(sub)
     return p
 
 

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 
-from .errors import BibboxError, CommandError
+from .errors import BibboxError, CommandError, StoreError
 
 log = logging.getLogger("bibbox.controller")
 _STOP = object()
@@ -107,6 +107,8 @@ class Controller:
                 name.result = name.fn(self.locker)
             except BaseException as exc:   # handed back to the caller
                 name.error = exc
+                if isinstance(exc, StoreError):
+                    self._storage_failed(exc)
             finally:
                 name.done.set()
             return
@@ -116,6 +118,8 @@ class Controller:
             return
         try:
             handler(*args)
+        except StoreError as exc:          # the locker raises the alarm, logs once
+            self._storage_failed(exc)
         except BibboxError as exc:
             log.error("%s failed: %s", name, exc)
         except Exception:
@@ -124,6 +128,8 @@ class Controller:
     def _turn(self):
         try:
             self.locker.on_time()
+        except StoreError as exc:
+            self._storage_failed(exc)
         except Exception:
             log.exception("timer handling failed")
         try:
@@ -131,6 +137,17 @@ class Controller:
         except Exception:
             log.exception("publishing state failed")
         self.healthy_at = time.monotonic()
+
+    def _storage_failed(self, exc):
+        """The database refused a write (see ``Locker.storage_failed``)."""
+        handler = getattr(self.locker, "storage_failed", None)
+        if handler is None:
+            log.error("database write failed: %s", exc)
+            return
+        try:
+            handler(exc)
+        except Exception:
+            log.exception("raising the storage alarm failed")
 
     def run_pending(self):
         """Process everything queued and everything due (tests, no thread)."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from . import patrons
 from .commands import CommandsMixin
-from .errors import CardFormatError, CommandError
+from .errors import CardFormatError, CommandError, StoreError
 from .identity import Pin, constant_time_equal, pseudonym
 from .model import (Alarm, AlarmKind, Compartment, DoorState, EventType, Hold,
                     HoldState, Item, Opening, OpenPurpose)
@@ -40,6 +40,81 @@ SCREEN_OPENING, SCREEN_RECEIPT, SCREEN_DENIED = "opening", "receipt", "denied"
 SCREEN_CODE = "code"   # central is offline: the pickup code from the patron's message
 DENIED_SCREEN_S = 12.0
 FORCED_SETTLE_S = 2.0   # a forced-door alarm clears once the door stays shut this long
+STORAGE_RETRY_S = 10.0  # while the database refuses writes, try one this often
+WALL_SEEN_KEY = "wall_seen"   # store meta: the newest wall time this locker saw
+
+
+class GuardedClock:
+    """The injected clock, with a wall time that never runs far backwards.
+
+    Pulses, timeouts and alarms use ``monotonic()``, which never jumps.
+    Deadlines use ``wall()``.  A Pi has no battery clock: after a power cut
+    it boots with an old time (fake-hwclock) until NTP steps it forward, and
+    a bad RTC can even set it years back.  So ``wall()`` keeps an anchor --
+    the newest trusted wall time and the monotonic time it was read at --
+    and, while the system clock reads more than ``TOLERANCE_S`` behind
+    ``anchor + elapsed monotonic time``, returns that estimate instead: holds
+    then expire when their deadline has really passed, and deadlines given
+    meanwhile are not in the past once NTP puts the clock right.  Forward
+    jumps are trusted (NTP after a power cut) and logged.  The locker
+    persists the newest wall time it saw (store meta ``wall_seen``) and
+    restores it at start (:meth:`remember_floor`): real time cannot be
+    before it.
+
+    Limit: a clock set wrongly *forward* (a bad RTC in 2040) is believed, as
+    nothing here can tell it from a long power cut."""
+
+    TOLERANCE_S = 120.0
+    JUMP_LOG_S = 300.0
+
+    def __init__(self, clock):
+        self.inner = clock
+        self._anchor = None      # (wall, monotonic) of the newest trusted reading
+        self.behind_s = 0.0      # how far the system clock is behind, while it is
+
+    def monotonic(self):
+        return self.inner.monotonic()
+
+    def remember_floor(self, wall_seen):
+        """Real time is not before ``wall_seen`` (a previous run saw it)."""
+        try:
+            floor = float(wall_seen)
+        except (TypeError, ValueError):
+            return
+        raw, mono = self.inner.wall(), self.inner.monotonic()
+        if self._anchor is not None and floor <= self._estimate(mono):
+            return
+        if raw >= floor - self.TOLERANCE_S:
+            self._anchor = (raw, mono)      # later than last seen: downtime, not a jump
+        else:
+            self._anchor = (floor, mono)
+            self.wall()                     # says that the clock is behind
+
+    def _estimate(self, mono):
+        wall, at = self._anchor
+        return wall + (mono - at)
+
+    def wall(self):
+        raw, mono = self.inner.wall(), self.inner.monotonic()
+        if self._anchor is None:
+            self._anchor = (raw, mono)
+            return raw
+        estimate = self._estimate(mono)
+        if raw >= estimate - self.TOLERANCE_S:
+            if self.behind_s:
+                log.warning("wall clock is right again (it was %.0f s behind)", self.behind_s)
+                self.behind_s = 0.0
+            elif raw > estimate + self.JUMP_LOG_S:
+                log.warning("wall clock jumped forward by %.0f s (NTP after a power cut?)",
+                            raw - estimate)
+            self._anchor = (raw, mono)
+            return raw
+        if not self.behind_s:
+            log.warning("wall clock is %.0f s behind the newest time this locker saw; "
+                        "deadlines use that time plus the time elapsed since, until the "
+                        "clock is set (NTP)", estimate - raw)
+        self.behind_s = estimate - raw
+        return estimate
 
 
 @dataclass
@@ -72,7 +147,8 @@ class Locker(CommandsMixin):
 
     def __init__(self, cfg, *, clock, store, hasher, verifier, relays,
                  post=lambda *a: None, publish=lambda kind, value: None):
-        self.cfg, self.clock, self.store = cfg, clock, store
+        self.cfg, self.store = cfg, store
+        self.clock = clock if isinstance(clock, GuardedClock) else GuardedClock(clock)
         self.hasher, self.verifier, self.relays = hasher, verifier, relays
         self.post, self.publish = post, publish
         self.timing = cfg.timing
@@ -88,44 +164,128 @@ class Locker(CommandsMixin):
         self.kiosk_version = 0
         self.state_version = 0
         self._kiosk_dirty = self._state_dirty = True
+        self._storage_error = ""
+        self._unstored_open = set()   # doors seen open while the database refused it
+        if isinstance(getattr(store, "on_commit", None), list):
+            store.on_commit.append(self._after_commit)
 
     # ------------------------------------------------------------------ start
     def start(self, door_readings: dict):
         """Load the store, reconcile it with the config and the doors as they
         are now, and close whatever a crash left half-done.  Every relay is
-        already off (the relay adapter starts them off)."""
-        with self.store.unit() as unit:
-            known = {c.number: c for c in self.store.compartments()}
-            for c in self.cfg.compartments:
-                old = known.get(c.number)
-                comp = Compartment(c.number, c.size, old.out_of_service if old else None)
-                if old != comp:
-                    unit.put_compartment(comp)
-                self.compartments[c.number] = comp
+        already off (the relay adapter starts them off).  A database that
+        refuses writes (disk full, read-only) does not stop the start: what
+        was read is served, the storage alarm is raised, no door opens."""
+        known = {c.number: c for c in self.store.compartments()}
+        changed = []
+        for c in self.cfg.compartments:
+            old = known.get(c.number)
+            comp = Compartment(c.number, c.size, old.out_of_service if old else None)
+            if old != comp:
+                changed.append(comp)
+            self.compartments[c.number] = comp
         self.holds = {h.id: h for h in self.store.active_holds()}
         self.alarms = {}
         for row in self.store.alarms():
             alarm = Alarm(AlarmKind(row["kind"]), row["compartment"])
             self.alarms[alarm.key] = alarm
+        self.clock.remember_floor(self.store.meta(WALL_SEEN_KEY))
         now = self.clock.monotonic()
         for number in self.compartments:
             state = DoorState(door_readings.get(number, "unknown"))
             self.doors[number] = DoorTrack(state=state,
                                            opened_mono=now if state is DoorState.OPEN else None)
+        self._guarded(self._write_start, changed)
         for opening in self.store.openings():
-            self._recover_opening(opening)
+            self._guarded(self._recover_opening, opening)
         for key, alarm in list(self.alarms.items()):
             door = self.doors.get(alarm.compartment)
             if alarm.kind in (AlarmKind.DOOR_FORCED, AlarmKind.DOOR_HELD_OPEN) \
                     and door is not None and door.state is DoorState.CLOSED:
-                self._clear_alarm(alarm.kind, alarm.compartment)
+                self._guarded(self._clear_alarm, alarm.kind, alarm.compartment)
             elif alarm.kind in (AlarmKind.SENSOR_FLAPPING, AlarmKind.READER_OFFLINE):
-                self._clear_alarm(alarm.kind, alarm.compartment)
-        self._expire_holds()
+                self._guarded(self._clear_alarm, alarm.kind, alarm.compartment)
+        self._guarded(self._expire_holds)
         self._dirty(kiosk=True, state=True)
         log.info("locker %s started: %d compartments, %d active holds, %d alarms",
                  self.cfg.locker.id, len(self.compartments), len(self.holds),
                  len(self.alarms))
+
+    def _write_start(self, changed):
+        with self.store.unit() as unit:
+            for comp in changed:
+                unit.put_compartment(comp)
+            unit.set_meta(WALL_SEEN_KEY, repr(self.clock.wall()))
+
+    def _remember_wall(self):
+        with self.store.unit() as unit:
+            unit.set_meta(WALL_SEEN_KEY, repr(self.clock.wall()))
+
+    def _guarded(self, fn, *args):
+        try:
+            return fn(*args)
+        except StoreError as exc:
+            self.storage_failed(exc)
+            return None
+
+    # ------------------------------------------------------------ storage
+    def storage_failed(self, exc):
+        """A write was refused (disk full, read-only database, I/O error).
+        The unit rolled back, so nothing of that change was stored, and
+        memory and relays only ever change after a commit: no door opens on
+        it.  The storage alarm can only live in memory (the disk refuses it):
+        it is published with the state, logged once, and cleared by the next
+        write that succeeds (tried every ``STORAGE_RETRY_S``).  A patron who
+        has not reached the doors yet is told the service is unavailable."""
+        alarm = Alarm(AlarmKind.STORAGE_ERROR, None)
+        now = self.clock.monotonic()
+        self.next_expiry_check = min(self.next_expiry_check, now + STORAGE_RETRY_S)
+        if alarm.key not in self.alarms:
+            self.alarms[alarm.key] = alarm
+            self._storage_error = str(exc)
+            log.critical("ALARM raised: storage_error: %s; nothing of that change was "
+                         "stored and no door opens until the database accepts writes "
+                         "again (disk full? read-only?)", exc)
+            self._dirty(state=True, kiosk=True)
+        else:
+            log.debug("database write refused again: %s", exc)
+        s = self.session
+        if s is not None and s.screen not in (SCREEN_OPENING, SCREEN_RECEIPT, SCREEN_DENIED):
+            self._storage_deny(s)
+
+    def _storage_deny(self, s):
+        s.screen, s.message, s.tries_left = SCREEN_DENIED, "service_unavailable", None
+        s.compartments, s.items = {}, []
+        s.deadline = self.clock.monotonic() + DENIED_SCREEN_S
+        self._dirty(kiosk=True)
+
+    def _after_commit(self, events):
+        """A write succeeded: clear the storage alarm if it was up, report it
+        after the fact, and finish door openings that completed meanwhile."""
+        key = Alarm(AlarmKind.STORAGE_ERROR, None).key
+        if key not in self.alarms:
+            return
+        try:
+            del self.alarms[key]
+            log.warning("alarm cleared: storage_error (the database accepts writes again)")
+            self._dirty(state=True, kiosk=True)
+            with self.store.unit() as unit:
+                for type_ in (EventType.ALARM_RAISED, EventType.ALARM_CLEARED):
+                    unit.event(type_, {"alarm": AlarmKind.STORAGE_ERROR.value,
+                                       "compartment": None})
+                unit.audit("system", "alarm_raised", reason=AlarmKind.STORAGE_ERROR.value,
+                           detail=self._storage_error[:200])
+                unit.audit("system", "alarm_cleared", reason=AlarmKind.STORAGE_ERROR.value)
+            for number, opening in list(self.openings.items()):
+                if number in self._unstored_open:
+                    self._store_seen_open(number, opening)
+                door = self.doors.get(number)
+                if opening.seen_open and door is not None and door.state is DoorState.CLOSED:
+                    self._complete_opening(number)
+        except StoreError as exc:
+            self.storage_failed(exc)
+        except Exception:   # never let a commit's caller see this fail
+            log.exception("clearing the storage alarm failed")
 
     def _recover_opening(self, opening: Opening):
         """A door was being opened when we stopped.  Unseen opens are dropped
@@ -186,6 +346,7 @@ class Locker(CommandsMixin):
         if now >= self.next_expiry_check:
             self.next_expiry_check = now + t.expiry_check_s
             self._expire_holds()
+            self._remember_wall()
 
     def _expire_holds(self):
         wall = self.clock.wall()
@@ -217,6 +378,9 @@ class Locker(CommandsMixin):
             return self._notify("busy")
         if s and s.screen == SCREEN_PIN and s.patron_hash != patron_hash:
             return self._notify("busy_other_card")
+        if Alarm(AlarmKind.STORAGE_ERROR, None).key in self.alarms:
+            self.session = PatronSession(uuid.uuid4().hex, patron_hash, SCREEN_DENIED, now)
+            return self._storage_deny(self.session)   # nothing could be recorded
         count, blocked_until = self.store.pin_failures(patron_hash)
         if blocked_until is not None and blocked_until > self.clock.wall():
             minutes = int((blocked_until - self.clock.wall()) // 60) + 1
@@ -485,17 +649,25 @@ class Locker(CommandsMixin):
     def _door_opened(self, number, flapping):
         opening = self.openings.get(number)
         if opening is not None and not opening.seen_open:
-            opening.seen_open = True
-            with self.store.unit() as unit:
-                unit.put_opening(opening)
-                unit.event(EventType.DOOR_OPENED, {"compartment": number,
-                                                   "purpose": opening.purpose.value})
+            opening.seen_open = True     # a physical fact: kept even if not stored
+            try:
+                self._store_seen_open(number, opening)
+            except StoreError as exc:    # stored once the database takes writes again
+                self._unstored_open.add(number)
+                self.storage_failed(exc)
             if opening.jammed:
                 opening.jammed = False
-            self._clear_alarm(AlarmKind.DOOR_JAMMED, number)
+            self._guarded(self._clear_alarm, AlarmKind.DOOR_JAMMED, number)
             self._session_door(number, "open", opening.session)
         elif opening is None and not flapping:
             self._raise_alarm(AlarmKind.DOOR_FORCED, number)
+
+    def _store_seen_open(self, number, opening):
+        with self.store.unit() as unit:
+            unit.put_opening(opening)
+            unit.event(EventType.DOOR_OPENED, {"compartment": number,
+                                               "purpose": opening.purpose.value})
+        self._unstored_open.discard(number)
 
     def _door_closed(self, number, flapping):
         self._clear_alarm(AlarmKind.DOOR_HELD_OPEN, number)

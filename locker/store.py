@@ -182,14 +182,54 @@ class Store:
     def __init__(self, path, *, clock):
         self.path = str(path)
         self.clock = clock
+        self.read_only = False
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         try:
             self.conn = self._connect(self.path)
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"database {self.path} is unusable: {exc}") from exc
+            if not self._cannot_write_here():
+                raise StoreError(f"database {self.path} is unusable: {exc}") from exc
+            # A WAL database closed cleanly (no -wal left) on a file system that
+            # is now read-only or full cannot be opened normally: SQLite must
+            # create its -shm and -wal files first.  Open it as immutable: the
+            # locker then serves what it has, every write fails with StoreError
+            # and raises the storage alarm, instead of the daemon exiting and
+            # systemd restarting it over and over.
+            try:
+                self.conn = self._connect_immutable(self.path)
+                self._migrate()
+            except sqlite3.DatabaseError:
+                raise StoreError(f"database {self.path} is unusable: {exc}") from exc
+            self.read_only = True
         self.on_commit = []   # callables(events) run after each commit
+
+    def _cannot_write_here(self):
+        """True if the database exists, has no unmerged WAL, and its directory
+        is read-only or (nearly) full."""
+        if self.path == ":memory:" or not os.path.exists(self.path):
+            return False
+        try:
+            if os.path.getsize(self.path + "-wal") > 0:
+                return False        # immutable would ignore committed changes
+        except OSError:
+            pass
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            info = os.statvfs(directory)
+        except OSError:
+            return False
+        return bool(info.f_flag & os.ST_RDONLY) or not os.access(directory, os.W_OK) \
+            or info.f_bfree * info.f_frsize < 1024 * 1024
+
+    @staticmethod
+    def _connect_immutable(path):
+        from urllib.parse import quote
+        conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?immutable=1", uri=True,
+                               isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        return conn
 
     @staticmethod
     def _connect(path):
@@ -207,6 +247,8 @@ class Store:
 
     def reader(self):
         """A separate connection for another thread (outbox sender, pages)."""
+        if self.read_only:
+            return self._connect_immutable(self.path)
         return self._connect(self.path)
 
     def _migrate(self):
@@ -224,6 +266,10 @@ class Store:
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+
+    def ping(self):
+        """A cheap read on this connection (the watchdog's store probe)."""
+        self.conn.execute("SELECT 1").fetchone()
 
     def integrity_ok(self):
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -41,6 +41,52 @@ def database_path(cfg):
     return os.path.join(cfg.locker.state_dir, "bibbox.db")
 
 
+LOCK_NAME = "bibbox.lock"
+
+
+def lock_path(cfg):
+    return os.path.join(cfg.locker.state_dir, LOCK_NAME)
+
+
+def state_lock(cfg, what="bibbox"):
+    """Take the locker's lock file (``<state_dir>/bibbox.lock``) or raise
+    HardwareError naming who holds it.  One process owns the pins and the
+    database: the daemon, or ``bibbox selftest``.  Returns the open fd; the
+    lock goes with it (and with the process, however it ends).  A POSIX
+    record lock, so a second Daemon *in the same process* (tests) is not
+    refused."""
+    import fcntl
+
+    from .errors import HardwareError
+    path = lock_path(cfg)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:   # a read-only or foreign state dir: the store will say more
+        log.warning("cannot open the lock file %s (%s); running without it", path, exc)
+        return None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        except OSError:
+            holder = ""
+        os.close(fd)
+        raise HardwareError(f"{path} is held by another process ({holder or 'unknown'}); "
+                            "stop it first (sudo systemctl stop bibbox)") from None
+    try:
+        if os.geteuid() == 0:   # root (selftest by sudo): keep it usable by the daemon user
+            info = os.stat(directory)
+            os.fchown(fd, info.st_uid, info.st_gid)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{what} pid {os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass                     # a full disk: the lock itself still holds
+    return fd
+
+
 class Daemon:
     """A whole locker.  ``site_key`` overrides the configured secret (the
     demo generates its own); ``mqtt_url`` enables the central link."""
@@ -48,6 +94,7 @@ class Daemon:
     def __init__(self, cfg, *, clock=None, site_key=None, mqtt_url=None,
                  kiosk_port=None, serve_web=True):
         self.cfg = cfg
+        self._lock_fd = state_lock(cfg, "bibbox daemon")
         self.clock = clock or SystemClock()
         self.boot_id = uuid.uuid4().hex[:12]
         self.hasher = KeyedHasher(site_key if site_key is not None else load_site_key(cfg))
@@ -146,7 +193,6 @@ class Daemon:
             self.link = CentralLink(self.cfg, controller=self.controller, store=self.store,
                                     clock=self.clock, version=__version__,
                                     boot_id=self.boot_id, url=self.mqtt_url)
-            self.store.on_commit.append(self.link.wake)
             self.link.start()
         if self.serve_web:
             self._start_web()
@@ -159,17 +205,28 @@ class Daemon:
 
         from web.app import create_app
         cfg = self.cfg
+
+        def make(parts, **kwargs):
+            try:
+                return create_app(controller=self.controller, cfg=cfg, parts=parts, **kwargs)
+            except Exception as exc:   # e.g. its account database on a full or read-only disk
+                if "staff" not in parts:
+                    raise
+                log.critical("the staff page could not start (%s: %s); serving without it",
+                             type(exc).__name__, exc)
+                rest = tuple(p for p in parts if p != "staff")
+                return make(rest, **kwargs) if rest else None
+
         if cfg.locker.simulated:
-            apps = [(create_app(controller=self.controller, cfg=cfg, simulator=self.simulator,
-                                parts=("kiosk", "sim", *self._staff_part())),
+            apps = [(make(("kiosk", "sim", *self._staff_part()), simulator=self.simulator),
                      "127.0.0.1", self.kiosk_port)]
         else:
-            apps = [(create_app(controller=self.controller, cfg=cfg, parts=("kiosk", "sim")),
-                     "127.0.0.1", self.kiosk_port)]
+            apps = [(make(("kiosk", "sim")), "127.0.0.1", self.kiosk_port)]
             if self._staff_part():
-                apps.append((create_app(controller=self.controller, cfg=cfg, parts=("staff",)),
-                             cfg.web.staff_bind, cfg.web.staff_port))
+                apps.append((make(("staff",)), cfg.web.staff_bind, cfg.web.staff_port))
         for app, host, port in apps:
+            if app is None:
+                continue
             app.extensions["bibbox"]["daemon"] = self
             server = create_server(app, host=host, port=port, threads=8,
                                    ident="bibbox", channel_timeout=60)
@@ -211,6 +268,9 @@ class Daemon:
         self.store.close()
         if self.simulator:
             self.simulator.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         log.info("stopped; all relays off")
 
     def health(self):

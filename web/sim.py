@@ -68,4 +68,26 @@ def sim_blueprint(simulator):
         simulator.write_card(raw)
         return jsonify(ok=True, bytes=len(raw))
 
+    @bp.post("/load")
+    def load():
+        """Staff loading without the staff login, for the simulated locker only
+        (fault tests, demos): ``{"card": "<demo card>", "items": [{"barcode",
+        "title"}], "hold_id"?, "size"?, "compartment"?}``.  Opens the
+        compartment like the staff page does; the hold is ready once its door
+        has been opened and closed (``/sim/doors/<n>``)."""
+        from flask import current_app
+
+        from locker.errors import CardFormatError
+        from locker.identity import CardNumber
+        data = json_body(required=("card", "items"))
+        try:
+            card = CardNumber.parse(str(data["card"]))
+        except CardFormatError:
+            raise CommandError("bad_request", "'card' is not a card number") from None
+        options = {k: data[k] for k in ("hold_id", "size", "compartment") if k in data}
+        controller = current_app.extensions["bibbox"]["controller"]
+        result = controller.call(lambda locker: locker.load_hold(
+            "sim", patron_hash=locker.hasher.patron(card), items=data["items"], **options))
+        return jsonify(ok=True, **result)
+
     return bp
