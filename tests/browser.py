@@ -3,8 +3,9 @@
 Import what you use into the test module (``from tests.browser import ...``).
 
 - ``browser`` (session): Playwright driving the system Chromium at
-  ``/usr/bin/chromium`` (no ``playwright install``: the machine is offline).
-  The test session is skipped when Playwright or Chromium is missing.
+  ``/usr/bin/chromium`` (no ``playwright install``: the machine is offline),
+  one instance per process however many modules import the fixture.  Tests
+  that need it are skipped when Playwright or Chromium is missing.
 - ``make_demo`` (function): builds and starts ``demo_daemon(tmp_path, port=0)``
   on a free loopback port, optionally on a given clock; every daemon it made
   is stopped at teardown.  ``demo`` is one such daemon on the system clock.
@@ -34,19 +35,37 @@ ARTIFACTS = pathlib.Path(__file__).with_name("artifacts")
 DEFAULT_TIMEOUT_MS = 10_000
 
 
+# One Playwright and one Chromium for the whole process.  A session fixture
+# imported into several test modules is a separate fixture in each, and
+# Playwright's sync API refuses a second instance on the same thread, so every
+# copy of ``browser`` shares this one and the last to finish closes it.
+_SHARED = {"users": 0, "playwright": None, "browser": None}
+
+
 @pytest.fixture(scope="session")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is not installed")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=CHROMIUM_ARGS)
-        sync_api.expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
+    if _SHARED["browser"] is None:
+        playwright = sync_api.sync_playwright().start()
         try:
-            yield chromium
-        finally:
-            chromium.close()
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                  args=CHROMIUM_ARGS)
+        except Exception:
+            playwright.stop()
+            raise
+        _SHARED.update(playwright=playwright, browser=chromium)
+        sync_api.expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED["users"] -= 1
+        if _SHARED["users"] == 0:
+            _SHARED["browser"].close()
+            _SHARED["playwright"].stop()
+            _SHARED.update(playwright=None, browser=None)
 
 
 @pytest.fixture

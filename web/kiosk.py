@@ -9,7 +9,7 @@
 Loopback only.  The PIN is handed to the controller and never logged.
 """
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 
 from locker.errors import CommandError
 
@@ -26,7 +26,9 @@ def _controller():
 @kiosk.before_request
 def loopback_only():
     if not is_loopback(request.remote_addr):
-        abort(403, "the kiosk answers on loopback only")
+        return jsonify(ok=False, error="forbidden",
+                       message="the kiosk answers on loopback only"), 403
+    return None
 
 
 @kiosk.get("/")
