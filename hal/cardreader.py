@@ -76,6 +76,13 @@ class Framing:
         cards = (self._take(byte) for byte in data)
         return [card for card in cards if card is not None]
 
+    @property
+    def expecting_more(self) -> bool:
+        """True while bytes of an unfinished frame wait for more (the reader
+        then reads with a short timeout so a stalled frame can time out);
+        False when idle (the reader blocks and costs nothing)."""
+        return self._last_byte_at is not None
+
     def take_garbled(self) -> list[str]:
         """Return and forget the reasons of frames dropped since last asked."""
         reasons, self._garbled = self._garbled, []
@@ -360,6 +367,7 @@ class SerialCardReader:
         self._monotonic, self._open_port = monotonic, open_port
         self._stopping = threading.Event()
         self._thread = None
+        self._port = None
         self._online = None  # None: not yet tried to open
         self._last_card = None
         self._last_card_at = 0.0
@@ -382,6 +390,12 @@ class SerialCardReader:
         """Stop reading and close the port; returns within about
         :data:`READ_TIMEOUT_S`.  Idempotent; safe from a callback."""
         self._stopping.set()
+        port = self._port
+        if port is not None:
+            try:
+                port.cancel_read()      # wake a read blocked on an idle port
+            except Exception as exc:
+                log.debug("cancel_read failed (%s)", type(exc).__name__)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -394,11 +408,15 @@ class SerialCardReader:
                 port = self._open_port(self.url, baudrate=self.baudrate,
                                        timeout=READ_TIMEOUT_S)
                 opened_at = self._monotonic()
+                self._port = port
+                if self._stopping.is_set():
+                    break
                 self._set_online(True)
                 self._pump(port)
             except Exception as exc:  # never die: any failure means offline
                 self._set_online(False, exc)
             finally:
+                self._port = None
                 if port is not None:
                     self._close(port)
             if opened_at is not None and self._monotonic() - opened_at >= self.reopen_max_s:
@@ -413,6 +431,12 @@ class SerialCardReader:
         framing = self.framing
         framing.reset()
         while not self._stopping.is_set():
+            # Idle: block until a byte comes (stop() wakes us with
+            # cancel_read), so an idle reader never wakes up.  Mid-frame: a
+            # short timeout, so a stalled partial frame is dropped in time.
+            timeout = READ_TIMEOUT_S if framing.expecting_more else None
+            if port.timeout != timeout:
+                port.timeout = timeout
             data = port.read(port.in_waiting or 1)
             now = self._monotonic()
             cards = framing.feed(data, now)

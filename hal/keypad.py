@@ -60,6 +60,8 @@ class KeyFraming:
     def feed(self, data: bytes, now: float):
         return [chr(b) for b in data if chr(b).isdigit() or chr(b) in OK_KEYS | ERASE_KEYS]
 
+    expecting_more = False   # one byte is a whole key
+
     def take_garbled(self):
         return []
 

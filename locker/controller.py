@@ -28,6 +28,7 @@ class Board:
     def __init__(self):
         self._cond = threading.Condition()
         self._latest = {}
+        self._closed = False
 
     def publish(self, kind, value):
         with self._cond:
@@ -43,9 +44,16 @@ class Board:
         ``version``, or the current one after ``timeout`` seconds."""
         with self._cond:
             self._cond.wait_for(
-                lambda: (self._latest.get(kind) or {}).get("version") != version,
+                lambda: self._closed or
+                (self._latest.get(kind) or {}).get("version") != version,
                 timeout=timeout)
             return self._latest.get(kind)
+
+    def close(self):
+        """Wake every waiter now (shutting down); later waits return at once."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 class _Call:

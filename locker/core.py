@@ -140,6 +140,7 @@ class PatronSession:
     verdict: patrons.Verdict | None = None
     minutes_blocked: int | None = None
     keypad_digits: int = 0
+    item_compartment: dict = field(default_factory=dict)   # barcode -> compartment
 
 
 class Locker(CommandsMixin):
@@ -376,8 +377,10 @@ class Locker(CommandsMixin):
         s = self.session
         if s and s.screen in (SCREEN_VERIFYING, SCREEN_OPENING):
             return self._notify("busy")
-        if s and s.screen == SCREEN_PIN and s.patron_hash != patron_hash:
+        if s and s.screen in (SCREEN_PIN, SCREEN_CODE) and s.patron_hash != patron_hash:
             return self._notify("busy_other_card")
+        if s and s.screen == SCREEN_CODE:
+            return  # the same card again while the code is typed: keep going
         if Alarm(AlarmKind.STORAGE_ERROR, None).key in self.alarms:
             self.session = PatronSession(uuid.uuid4().hex, patron_hash, SCREEN_DENIED, now)
             return self._storage_deny(self.session)   # nothing could be recorded
@@ -425,11 +428,11 @@ class Locker(CommandsMixin):
         if s is None:
             return
         if action == "cancel":
-            if s.screen in (SCREEN_PIN, SCREEN_RECEIPT, SCREEN_DENIED):
+            if s.screen in (SCREEN_PIN, SCREEN_CODE, SCREEN_RECEIPT, SCREEN_DENIED):
                 self._end_session("cancel")
         elif action == "extend":
             s.deadline = self.clock.monotonic() + (
-                self.timing.pin_timeout_s if s.screen == SCREEN_PIN
+                self.timing.pin_timeout_s if s.screen in (SCREEN_PIN, SCREEN_CODE)
                 else self.timing.kiosk_idle_s)
             self._dirty(kiosk=True)
         else:
@@ -527,6 +530,7 @@ class Locker(CommandsMixin):
                 to_open.append(number)
                 s.compartments[number] = "queued"
         s.items = [i for h in ready if h.compartment in to_open for i in h.items]
+        s.item_compartment = {i.barcode: h.compartment for h in ready for i in h.items}
         if not to_open:
             return self._deny(s, "compartment_unavailable")
         self._open(to_open, OpenPurpose.PICKUP, session=s.id,
@@ -848,10 +852,13 @@ class Locker(CommandsMixin):
         return view
 
     def _receipt_items(self, s):
+        """The items the patron is getting: none from a door that jammed."""
         if s.verdict is None:
             return []
+        jammed = {n for n, status in s.compartments.items() if status == "jammed"}
         due_for, default = s.verdict.due or {}, s.verdict.default_due
-        return [Item(i.barcode, i.title, due_for.get(i.barcode, default)) for i in s.items]
+        return [Item(i.barcode, i.title, due_for.get(i.barcode, default))
+                for i in s.items if s.item_compartment.get(i.barcode) not in jammed]
 
     def compartment_state(self, number):
         comp = self.compartments[number]

@@ -104,7 +104,6 @@ class Daemon:
         self.reader = None
         self.link = None
         self.servers = []
-        self._server_threads = []
         self.mqtt_url = mqtt_url
         self.kiosk_port = kiosk_port if kiosk_port is not None else cfg.web.kiosk_port
         self.serve_web = serve_web
@@ -201,9 +200,8 @@ class Daemon:
                  " in simulation" if self.simulator else "")
 
     def _start_web(self):
-        from waitress import create_server
-
         from web.app import create_app
+        from web.serving import WebServer
         cfg = self.cfg
 
         def make(parts, **kwargs):
@@ -228,13 +226,9 @@ class Daemon:
             if app is None:
                 continue
             app.extensions["bibbox"]["daemon"] = self
-            server = create_server(app, host=host, port=port, threads=8,
-                                   ident="bibbox", channel_timeout=60)
+            server = WebServer(app, host, port)
+            server.start()
             self.servers.append(server)
-            thread = threading.Thread(target=server.run, name=f"web-{port}", daemon=True)
-            thread.start()
-            self._server_threads.append(thread)
-            log.info("serving http://%s:%s/", host, server.effective_port)
 
     def _staff_part(self):
         try:
@@ -245,16 +239,17 @@ class Daemon:
 
     @property
     def port(self):
-        return int(self.servers[0].effective_port) if self.servers else None
+        return self.servers[0].port if self.servers else None
 
     def stop(self):
         """Stop everything; every relay ends off, whatever happened."""
         log.info("stopping")
+        self.controller.board.close()          # answer every waiting long poll now
         for server in self.servers:
             try:
-                server.close()
+                server.stop()
             except Exception:
-                log.exception("closing the web server failed")
+                log.exception("stopping the web server failed")
         if self.reader:
             self.reader.stop()
         keypad = getattr(self, "keypad", None)

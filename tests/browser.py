@@ -85,47 +85,9 @@ def make_demo(tmp_path):
 
 
 def stop_demo(daemon):
-    """Stop ``daemon`` without leaving web threads behind.
-
-    ``Daemon.stop`` calls ``server.close()`` from this thread while the
-    server's own loop thread may be inside ``select()`` on those sockets
-    (it then dies with EBADF), and while kiosk long polls still wait (up to
-    20 s) on the Board (they later write to a closed server).  So: wake
-    every long poll with a last snapshot, then shut each server down on its
-    own loop thread, then stop the daemon.  (Belongs in Daemon.stop.)"""
-    board = daemon.controller.board
-    last = board.get("kiosk") or {}
-    board.publish("kiosk", {**last, "version": -1, "screen": "idle"})
-    for server, thread in zip(daemon.servers, daemon._server_threads):
-        shutdown_waitress(server, thread)
+    """Stop ``daemon``; ``Daemon.stop`` wakes long polls and shuts each web
+    server down on its own loop thread (``web.serving``)."""
     daemon.stop()
-
-
-def shutdown_waitress(server, thread, timeout=5.0):
-    """Stop a waitress ``server`` whose ``run()`` loop runs on ``thread``.
-
-    Finish the worker threads; then, on the loop thread (the only one that
-    may touch the socket map), close every socket and unregister the
-    trigger, which ends the loop; only after the loop has ended close the
-    trigger's pipe.  (Closing the trigger inside the thunk races with the
-    ``os.write`` of ``pull_trigger`` itself: EBADF, or a write into a
-    reused descriptor.)"""
-    from waitress import wasyncore
-
-    def close_in_loop():
-        for obj in list(server._map.values()):
-            if obj is server.trigger:
-                obj.del_channel()
-            elif obj is server:
-                wasyncore.dispatcher.close(obj)   # BaseWSGIServer.close closes the trigger
-            else:
-                obj.close()
-
-    server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
-    if thread.is_alive():
-        server.trigger.pull_trigger(close_in_loop)
-        thread.join(timeout)
-    server.trigger.close()
 
 
 @pytest.fixture

@@ -32,7 +32,10 @@ class Plug:
         return self.port
 
     def unplug(self):
+        """Pull it out: like a real USB port, a read blocked on it fails now."""
         self.plugged = False
+        if self.port is not None:
+            self.port.data.put(None)
 
     def type_card(self, text):
         self.port.data.put(text.encode() + b"\r")
@@ -49,9 +52,18 @@ class FakePort:
             raise serial.SerialException("device reports readiness to read but returned "
                                          "no data (device disconnected?)")
         try:
-            return self.data.get(timeout=self.timeout)
+            data = self.data.get(timeout=self.timeout)   # timeout None: block
         except queue.Empty:
             return b""
+        if data is None:                                  # unplugged or cancelled
+            if not self.plug.plugged:
+                raise serial.SerialException("device reports readiness to read but "
+                                             "returned no data (device disconnected?)")
+            return b""
+        return data
+
+    def cancel_read(self):
+        self.data.put(None)
 
     def close(self):
         pass

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 
 import pytest
 
 from tests.browser import (Kiosk, browser, demo, kiosk, kiosk_page,  # noqa: F401
-                           make_demo, screenshot, shutdown_waitress)
+                           make_demo, screenshot)
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -419,18 +418,16 @@ def canned(kiosk_page, tmp_path):
     """The real kiosk app (waitress, loopback) over a Board the test writes to.
     Yields ``(page, show)``; ``show(**view)`` publishes a view and waits
     until the page has rendered it."""
-    from waitress import create_server
-
     from locker import config as config_mod
     from locker.cli import DEMO_CONFIG
     from web.app import create_app
+    from web.serving import WebServer
     cfg = config_mod.replace(config_mod.load(DEMO_CONFIG),
                              locker={"state_dir": str(tmp_path)})
     controller = BoardOnly()
     app = create_app(controller=controller, cfg=cfg, parts=("kiosk",))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server = WebServer(app, "127.0.0.1", 0, threads=4)
+    server.start()
     versions = iter(range(1, 10_000))
 
     def publish(**view):
@@ -446,12 +443,12 @@ def canned(kiosk_page, tmp_path):
         return view
 
     publish()
-    kiosk_page.goto(f"http://127.0.0.1:{server.effective_port}/")
+    kiosk_page.goto(f"http://127.0.0.1:{server.port}/")
     expect(kiosk_page.locator("#screen")).to_have_attribute("data-version", "1")
     yield kiosk_page, show, controller
     kiosk_page.close()
-    controller.board.publish("kiosk", {"version": -1, "screen": "idle"})  # free long polls
-    shutdown_waitress(server, thread)
+    controller.board.close()          # free long polls
+    server.stop()
 
 
 SESSION = {"message": "", "tries_left": None, "seconds_left": 12, "minutes_blocked": None,

@@ -382,3 +382,39 @@ def test_loading_refuses_a_door_that_is_already_open(rig):
             "anna", patron_hash=rig.patron_hash(ALICE_CARD), items=[{"barcode": "1"}],
             compartment=3))
     assert rig.relays.pulses == []
+
+
+def test_receipt_leaves_out_items_behind_a_jammed_door(rig):
+    rig.place("h1", ALICE_CARD, 1, titles=("Kaffe",))
+    rig.place("h2", ALICE_CARD, 2, titles=("Te",))
+    rig.card(ALICE_CARD)
+    rig.pin(ALICE_PIN)
+    rig.fire_all()
+    rig.door(1, True)
+    rig.door(1, False)
+    rig.advance(rig.cfg.timing.door_open_timeout_s + 0.5)   # door 2 never opens
+    assert rig.kiosk["screen"] == "receipt"
+    assert [i["title"] for i in rig.kiosk["items"]] == ["Kaffe"]
+    assert rig.store.hold("h2").state is HoldState.READY
+
+
+def test_code_screen_can_be_cancelled_and_ignores_other_cards(tmp_path):
+    from locker import patrons
+
+    class SilentCentral:
+        def verify(self, patron_hash, pin, done):
+            done(patrons.Verdict(patrons.UNAVAILABLE))
+
+    rig = Rig(tmp_path, verifier={"kind": "central", "offline_policy": "pickup-code"})
+    rig.locker.verifier = SilentCentral()
+    rig.start()
+    h1 = rig.place("h1", ALICE_CARD, 1)
+    rig.locker.holds["h1"] = h1.with_(pickup_code_hash=rig.hasher.pickup_code("h1", "X1"))
+    rig.card(ALICE_CARD)
+    rig.pin("0000")
+    assert rig.kiosk["screen"] == "code"
+    rig.card(BOB_CARD)
+    assert rig.kiosk["screen"] == "code" and rig.kiosk["notice"] == "busy_other_card"
+    rig.controller.post("kiosk", "cancel")
+    rig.run()
+    assert rig.kiosk["screen"] == "idle"

@@ -1,0 +1,55 @@
+"""Serving the Flask apps with waitress, and stopping them cleanly.
+
+waitress's ``server.close()`` from another thread races with the server's own
+loop thread (which may be inside ``select()`` on those sockets: EBADF).
+:meth:`WebServer.stop` finishes the worker threads, then closes every socket
+on the loop thread itself, and closes the trigger pipe only after the loop
+has ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger("bibbox.web")
+
+
+class WebServer:
+    """One waitress server on ``host:port`` (0 = any free port), run on a
+    daemon thread from :meth:`start` to :meth:`stop`."""
+
+    def __init__(self, app, host, port, threads=8):
+        from waitress import create_server
+        self.server = create_server(app, host=host, port=port, threads=threads,
+                                    ident="bibbox", channel_timeout=60)
+        self.host = host
+        self.thread = threading.Thread(target=self.server.run, name=f"web-{self.port}",
+                                       daemon=True)
+
+    @property
+    def port(self):
+        return int(self.server.effective_port)
+
+    def start(self):
+        self.thread.start()
+        log.info("serving http://%s:%d/", self.host, self.port)
+
+    def stop(self, timeout=5.0):
+        from waitress import wasyncore
+        server = self.server
+
+        def close_in_loop():
+            for obj in list(server._map.values()):
+                if obj is server.trigger:
+                    obj.del_channel()
+                elif obj is server:
+                    wasyncore.dispatcher.close(obj)  # BaseWSGIServer.close closes the trigger
+                else:
+                    obj.close()
+
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
+        if self.thread.is_alive():
+            server.trigger.pull_trigger(close_in_loop)
+            self.thread.join(timeout)
+        server.trigger.close()
