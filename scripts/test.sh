@@ -13,6 +13,7 @@ need mosquitto_sub mosquitto-clients
 need chromium chromium
 need shellcheck shellcheck
 need openssl openssl
+need systemd-analyze systemd
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
