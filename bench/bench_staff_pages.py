@@ -123,7 +123,7 @@ def main(argv=None):
               f"{len(locker.holds)} active holds")
         if args.audit_indexes:
             for column in ("compartment", "action", "actor"):
-                store.conn.execute(f"CREATE INDEX audit_{column} ON audit ({column}, id)")
+                store.conn.execute(f"CREATE INDEX IF NOT EXISTS audit_{column} ON audit ({column}, id)")
             print("with the proposed audit indexes")
         app = create_app(controller=controller, cfg=cfg, parts=("staff",))
         app.extensions["bibbox"]["staff"].accounts.add("bench", PASSWORD, "admin")

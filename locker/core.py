@@ -860,14 +860,18 @@ class Locker(CommandsMixin):
         return [Item(i.barcode, i.title, due_for.get(i.barcode, default))
                 for i in s.items if s.item_compartment.get(i.barcode) not in jammed]
 
-    def compartment_state(self, number):
+    def compartment_state(self, number, holds=None):
+        """free, loading, ready, opening, expired or out_of_service.
+        ``holds`` (those inside, if the caller has them grouped) saves a scan."""
         comp = self.compartments[number]
         if comp.out_of_service:
             return "out_of_service"
         opening = self.openings.get(number)
         if opening is not None:
             return "loading" if opening.purpose is OpenPurpose.LOADING else "opening"
-        states = {h.state for h in self.holds.values() if h.compartment == number}
+        if holds is None:
+            holds = [h for h in self.holds.values() if h.compartment == number]
+        states = {h.state for h in holds}
         for state in (HoldState.LOADING, HoldState.EXPIRED, HoldState.READY):
             if state in states:
                 return {"loading": "loading", "expired": "expired",
@@ -877,17 +881,22 @@ class Locker(CommandsMixin):
     def state_view(self):
         """The locker as staff and central see it; no patron data."""
         comps = []
+        inside = collections.defaultdict(list)     # one pass, not one per compartment
+        for h in self.holds.values():
+            if h.compartment is not None and h.state.in_locker:
+                inside[h.compartment].append(h)
+        alarms_at = collections.defaultdict(list)
+        for a in self.alarms.values():
+            alarms_at[a.compartment].append(a.kind.value)
         for number, comp in sorted(self.compartments.items()):
             door = self.doors.get(number, DoorTrack())
-            holds = [h for h in self.holds.values()
-                     if h.compartment == number and h.state.in_locker]
+            holds = inside.get(number, [])
             comps.append({
                 "number": number, "size": comp.size,
-                "state": self.compartment_state(number),
+                "state": self.compartment_state(number, holds),
                 "door": door.state.value,
                 "lock": "released" if door.energised else "locked",
-                "alarms": sorted(a.kind.value for a in self.alarms.values()
-                                 if a.compartment == number),
+                "alarms": sorted(alarms_at.get(number, [])),
                 "occupied": bool(holds),
                 "out_of_service": comp.out_of_service,
                 "deadline": min((h.deadline for h in holds), default=None),
