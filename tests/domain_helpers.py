@@ -24,6 +24,14 @@ def small_config(state_dir, n=4, **sections):
     return config_mod.parse(data)
 
 
+class SilentCentral:
+    """A central verifier that never gets an answer (central offline)."""
+
+    def verify(self, patron_hash, pin, done):
+        from locker import patrons
+        done(patrons.Verdict(patrons.UNAVAILABLE))
+
+
 class RecordingRelays:
     """The relay port, recording pulses; tests play the relay's answers."""
 

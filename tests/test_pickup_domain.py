@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from locker.model import HoldState
-from tests.domain_helpers import ALICE_CARD, ALICE_PIN, BOB_CARD, BOB_PIN, Rig
+from tests.domain_helpers import ALICE_CARD, ALICE_PIN, BOB_CARD, BOB_PIN, Rig, SilentCentral
 
 
 @pytest.fixture
@@ -333,12 +333,6 @@ def test_out_of_service_compartment_is_not_opened_for_pickup(rig):
 
 
 def test_offline_pickup_code_policy_opens_only_matching_holds(tmp_path):
-    from locker import patrons
-
-    class SilentCentral:
-        def verify(self, patron_hash, pin, done):
-            done(patrons.Verdict(patrons.UNAVAILABLE))
-
     rig = Rig(tmp_path, verifier={"kind": "central", "offline_policy": "pickup-code"})
     rig.locker.verifier = SilentCentral()
     rig.start()
@@ -358,12 +352,6 @@ def test_offline_pickup_code_policy_opens_only_matching_holds(tmp_path):
 
 
 def test_offline_deny_policy_is_the_default(tmp_path):
-    from locker import patrons
-
-    class SilentCentral:
-        def verify(self, patron_hash, pin, done):
-            done(patrons.Verdict(patrons.UNAVAILABLE))
-
     rig = Rig(tmp_path)
     rig.locker.verifier = SilentCentral()
     rig.start()
@@ -399,12 +387,6 @@ def test_receipt_leaves_out_items_behind_a_jammed_door(rig):
 
 
 def test_code_screen_can_be_cancelled_and_ignores_other_cards(tmp_path):
-    from locker import patrons
-
-    class SilentCentral:
-        def verify(self, patron_hash, pin, done):
-            done(patrons.Verdict(patrons.UNAVAILABLE))
-
     rig = Rig(tmp_path, verifier={"kind": "central", "offline_policy": "pickup-code"})
     rig.locker.verifier = SilentCentral()
     rig.start()
