@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -50,18 +49,6 @@ DEMO_HOLDS = [
 ]
 
 
-class RedactCardNumbers(logging.Filter):
-    """Safety net: blank anything CPR-shaped that slips into a log line."""
-
-    CPR = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
-
-    def filter(self, record):
-        message = record.getMessage()
-        if self.CPR.search(message):
-            record.msg, record.args = self.CPR.sub("<redacted>", message), None
-        return True
-
-
 class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stdout`` is now (journald reads stdout), so a
     replaced or closed stream (tests, reloads) never breaks logging."""
@@ -77,9 +64,8 @@ class _StdoutHandler(logging.StreamHandler):
 
 def setup_logging(level="INFO"):
     handler = _StdoutHandler()
-    from .systemd import log_formatter   # redacts tracebacks too; journald priorities
+    from .systemd import log_formatter   # blanks anything CPR-shaped; journald priorities
     handler.setFormatter(log_formatter())
-    handler.addFilter(RedactCardNumbers())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

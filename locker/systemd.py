@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 
@@ -203,6 +204,10 @@ def stdout_is_journal(stream=None, env=None) -> bool:
     return (info.st_dev, info.st_ino) == (device, inode)
 
 
+# Anything CPR-shaped (DDMMYY-NNNN, dash optional) is blanked in a log line.
+CPR_SHAPED = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
+
+
 class BibboxFormatter(logging.Formatter):
     """``LEVEL logger: message``, redacted as a whole; see the module docstring."""
 
@@ -211,8 +216,7 @@ class BibboxFormatter(logging.Formatter):
         self.journal = journal
 
     def format(self, record):
-        from .cli import RedactCardNumbers
-        text = RedactCardNumbers.CPR.sub("<redacted>", super().format(record))
+        text = CPR_SHAPED.sub("<redacted>", super().format(record))
         if self.journal:
             priority = next((p for level, p in _PRIORITY if record.levelno >= level), 7)
             text = f"<{priority}>" + text.replace("\n", " | ")
