@@ -340,16 +340,3 @@ def replace(cfg: Config, **sections) -> Config:
     for name, values in sections.items():
         changes[name] = dataclasses.replace(getattr(cfg, name), **values)
     return dataclasses.replace(cfg, **changes)
-
-
-def describe_defaults():
-    """Every section, key, default and doc line, for the README."""
-    out = []
-    for name, cls in [*_SECTION_TYPES.items(), ("compartments", CompartmentSection)]:
-        for f in dataclasses.fields(cls):
-            default = "required" if f.default is REQUIRED and \
-                f.default_factory is REQUIRED else (
-                    f.default if f.default is not REQUIRED else f.default_factory())
-            out.append((name, f.name, default, f.metadata.get("doc", "")))
-    return out
-

@@ -278,9 +278,6 @@ class Store:
         """A cheap read on this connection (the watchdog's store probe)."""
         self.conn.execute("SELECT 1").fetchone()
 
-    def integrity_ok(self):
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
     @contextmanager
     def unit(self):
         """A write transaction; commits on success, rolls back on error.

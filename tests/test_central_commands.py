@@ -11,14 +11,11 @@ from paho.mqtt.properties import Properties
 
 from central import commands as commands_mod
 from central.commands import CommandSpec, Field
-from locker.core import Locker
 from locker.errors import CommandError
 from tests.brokers import Subscriber, broker, broker_factory  # noqa: F401
 from tests.central_helpers import Central, LockerRig, command, contract_validator, wait_until
 
 ROOT = "bibbox/test-1"
-needs_domain = pytest.mark.skipif(not hasattr(Locker, "announce_hold"),
-                                  reason="the lead's Locker commands are not there yet")
 
 
 @pytest.fixture
@@ -220,7 +217,6 @@ def _hold(rig, hold_id="h1", **kw):
             "pickup_number": "4711", "pickup_code_hash": None, **kw}
 
 
-@needs_domain
 def test_announce_cancel_and_sync_holds(central):
     rig = central.rig
     body = command("announce_hold", _hold(rig), clock=rig.clock)
@@ -238,7 +234,6 @@ def test_announce_cancel_and_sync_holds(central):
     assert rig.store.hold("h2") is not None and rig.store.hold("h3") is not None
 
 
-@needs_domain
 def test_open_compartment_and_out_of_service_are_audited(central):
     rig = central.rig
     body = command("open_compartment", {"number": 2, "reason": "patron on the phone"},
