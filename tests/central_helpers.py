@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 from central.link import CentralLink
 from locker.model import EventType
-from tests.domain_helpers import Rig
+from tests.domain_helpers import Rig, wait_until  # noqa: F401  (re-exported)
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
 DOC_URI = "urn:bibbox:asyncapi"
@@ -145,17 +144,6 @@ class LockerRig:
         for link in self.links:
             link.stop()
         self.controller.stop()
-
-
-def wait_until(predicate, timeout=10.0, what="a condition"):
-    """Poll a predicate that has no event to wait on (health, DB depth)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def command(name, args=None, *, locker_id="test-1", request_id=None, sent_at=None,

@@ -1,6 +1,8 @@
 """Builders shared by the domain tests: a locker on a fake clock with a real
 SQLite store and a relay port that records what it was asked to do."""
 
+import time
+
 from locker import config as config_mod
 from locker.clock import FakeClock
 from locker.controller import Controller
@@ -22,6 +24,19 @@ def small_config(state_dir, n=4, **sections):
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     return config_mod.parse(data)
+
+
+def wait_until(predicate, timeout=10.0, what="a condition"):
+    """Poll ``predicate`` (for state with no event to wait on) until it is
+    true; return its value, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
 
 
 class SilentCentral:

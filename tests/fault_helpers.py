@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.domain_helpers import wait_until  # noqa: F401  (re-exported)
+
 ROOT = Path(__file__).resolve().parent.parent
 SITE_KEY_HEX = "5c" * 32
 # Made-up patrons: card, PIN.  Card numbers are library-card shaped.
@@ -125,17 +127,6 @@ def get(port, path, **kw):
 
 def post(port, path, body, **kw):
     return request(port, "POST", path, body, **kw)
-
-
-def wait_until(predicate, timeout, interval=0.02, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 # -- the daemon process -----------------------------------------------------------------

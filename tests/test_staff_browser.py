@@ -18,12 +18,12 @@ import io
 import json
 import os
 import threading
-import time
 import urllib.request
 
 import pytest
 
 from locker.clock import FakeClock
+from tests.domain_helpers import wait_until
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, make_demo, screenshot  # noqa: F401
 
 pytest.importorskip("playwright.sync_api")
@@ -40,18 +40,6 @@ def ean13(first12):
 
 
 ITEMS = [ean13(f"97887000000{i}") for i in range(1, 5)]
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    """Poll a condition (never a fixed sleep): return its first true value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Shift:
