@@ -163,10 +163,8 @@ def cmd_remove(args):
 
 def cmd_passwd(args):
     def run():
-        from web.accounts import AccountError
         accounts, state_dir = _accounts(args)
-        if accounts.get(args.name) is None:
-            raise AccountError("unknown_account", f"there is no staff account {args.name!r}")
+        accounts.require(args.name)
         accounts.set_password(args.name, _read_password(args))
         _audit(state_dir, "staff_password", args.name)
         print(f"new password set for {args.name!r}; its sessions have ended")
@@ -176,10 +174,8 @@ def cmd_passwd(args):
 
 def cmd_unlock(args):
     def run():
-        from web.accounts import AccountError
         accounts, state_dir = _accounts(args)
-        if accounts.get(args.name) is None:
-            raise AccountError("unknown_account", f"there is no staff account {args.name!r}")
+        accounts.require(args.name)
         accounts.unlock(name=args.name)
         _audit(state_dir, "staff_unlocked", args.name)
         print(f"unlocked {args.name!r}")

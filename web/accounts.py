@@ -297,6 +297,13 @@ class Accounts:
         return Account(r["name"], r["role"], r["created_at"], r["pw_changed_at"],
                        r["last_login"], self._locked_until("account", self._who(name)))
 
+    def require(self, name) -> Account:
+        """The account called ``name``, or AccountError ``unknown_account``."""
+        account = self.get(name)
+        if account is None:
+            raise AccountError("unknown_account", f"there is no staff account {name!r}")
+        return account
+
     def list(self):
         rows = self._conn().execute("SELECT name FROM staff ORDER BY name").fetchall()
         return [self.get(r["name"]) for r in rows]

@@ -832,8 +832,7 @@ def account_unlock():
     name = request.form.get("name", "")
 
     def unlock():
-        if st.accounts.get(name) is None:
-            raise AccountError("unknown_account", "no such account")
+        st.accounts.require(name)
         st.accounts.unlock(name=name)
         _audit(g.user.name, "staff_unlocked", detail=name)
     return _account_action(unlock, "unlocked")
@@ -845,8 +844,7 @@ def account_end_sessions():
     name = request.form.get("name", "")
 
     def end():
-        if st.accounts.get(name) is None:
-            raise AccountError("unknown_account", "no such account")
+        st.accounts.require(name)
         st.accounts.end_sessions(name)
         _audit(g.user.name, "staff_sessions_ended", detail=name)
     return _account_action(end, "ended")
