@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 
 from . import __version__
@@ -106,6 +107,7 @@ class Daemon:
         self.mqtt_url = mqtt_url
         self.kiosk_port = kiosk_port if kiosk_port is not None else cfg.web.kiosk_port
         self.serve_web = serve_web
+        self.ready = threading.Event()   # set when start() has finished
         self._build_hardware()
         self.verifier = self._build_verifier()
         self.locker = Locker(cfg, clock=self.clock, store=self.store, hasher=self.hasher,
@@ -176,9 +178,9 @@ class Daemon:
 
     # -- running -------------------------------------------------------------------
     def start(self):
-        """Read the doors, recover, then start every thread.  Returns once the
-        doors are read, the store is open and the kiosk serves (systemd's
-        READY=1 is sent after this returns)."""
+        """Read the doors, recover, then start every thread.  Returns, and
+        sets ``ready`` for other threads, once the doors are read, the store
+        is open and the kiosk serves (systemd's READY=1 follows)."""
         self.locker.start(self.doors.read_all())
         self.locker.flush()
         self.controller.start()
@@ -194,6 +196,7 @@ class Daemon:
             self.link.start()
         if self.serve_web:
             self._start_web()
+        self.ready.set()
         log.info("bibbox %s running (boot %s)%s", __version__, self.boot_id,
                  " in simulation" if self.simulator else "")
 
