@@ -1,6 +1,6 @@
 """An idle simulated locker: start-up time, CPU and memory.
 
-Starts ``bibbox demo`` as a subprocess (``python -m locker.cli demo`` from
+Starts ``bibbox demo`` as a subprocess (``python -m bibbox.daemon.cli demo`` from
 this checkout, on a free loopback port, state in a temporary directory),
 measures the time from process start to the first 200 on ``/`` (the kiosk
 page), lets it settle, then measures over ``--seconds`` (default 60) of
@@ -85,7 +85,7 @@ def main(argv=None):
     state = tempfile.mkdtemp(prefix="bench-demo-idle-")
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "locker.cli", "--log-level", "WARNING",
+    proc = subprocess.Popen([sys.executable, "-m", "bibbox.daemon.cli", "--log-level", "WARNING",
                              "demo", "--port", str(port), "--state-dir", state],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)

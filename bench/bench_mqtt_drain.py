@@ -20,7 +20,7 @@ import time
 ROOT = str(pathlib.Path(__file__).resolve().parent.parent)
 sys.path.insert(0, ROOT)
 
-from locker.model import EventType  # noqa: E402
+from bibbox.locker.domain.model import EventType  # noqa: E402
 from tests.brokers import Broker  # noqa: E402
 from tests.central_helpers import LockerRig  # noqa: E402
 

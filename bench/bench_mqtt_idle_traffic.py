@@ -24,7 +24,7 @@ from tests.brokers import Broker, Subscriber, TcpProxy  # noqa: E402
 from tests.central_helpers import LockerRig, wait_until  # noqa: E402
 
 DAY = 86400
-from locker.config import MqttSection
+from bibbox.locker.domain.config import MqttSection
 
 HEARTBEAT_S, KEEPALIVE_S = MqttSection.heartbeat_s, MqttSection.keepalive_s  # the defaults
 TCPIP, TLS = 52, 22

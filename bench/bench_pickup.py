@@ -47,8 +47,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import serial  # noqa: E402
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 
-from locker import config as config_mod  # noqa: E402
-from locker.cli import DEMO_CONFIG  # noqa: E402
+from bibbox.daemon.config_file import load as load_config
+from bibbox.locker.domain import config as config_mod  # noqa: E402
+from bibbox.daemon.cli import DEMO_CONFIG  # noqa: E402
 
 PIN = "2580"
 now = time.perf_counter
@@ -58,8 +59,8 @@ def build_daemon(state_dir, *, timing=None, serve_web=True):
     """A simulated locker (the demo's configuration) in ``state_dir``, not
     started, with no demo patrons or holds.  ``timing`` overrides
     ``[timing]`` keys."""
-    from locker.wiring import Daemon
-    cfg = config_mod.load(DEMO_CONFIG)
+    from bibbox.daemon.bootstrap import Daemon
+    cfg = load_config(DEMO_CONFIG)
     cfg = config_mod.replace(cfg, locker={"state_dir": str(state_dir)}, timing=timing or {})
     os.makedirs(state_dir, exist_ok=True)
     return Daemon(cfg, site_key=secrets.token_bytes(32), kiosk_port=0, serve_web=serve_web)
@@ -163,8 +164,8 @@ def wait_view(board, view, predicate, timeout=10.0):
 
 
 def seed(daemon, runs):
-    from locker.identity import CardNumber
-    from locker.patrons import import_patrons
+    from bibbox.locker.domain.identity import CardNumber
+    from bibbox.locker.domain.patrons import import_patrons
     cards = [f"BENCH{i:05d}" for i in range(runs)]
     rows = "".join(f"{card},{PIN},\n" for card in cards)
     import_patrons(daemon.store, daemon.hasher, "card,pin,block_reason\n" + rows)
@@ -172,7 +173,7 @@ def seed(daemon, runs):
 
 
 def place(daemon, i, patron_hash, compartment):
-    from locker.model import Hold, HoldState, Item
+    from bibbox.locker.domain.model import Hold, HoldState, Item
     hold = Hold(id=f"B-{i}", patron_hash=patron_hash,
                 items=(Item(f"97887{i:08d}", f"Bench book {i}"),),
                 pickup_number=f"{1000 + i % 9000}", deadline=daemon.clock.wall() + 86400,
@@ -189,7 +190,7 @@ def post_pin_http(port):
 
 
 def run(runs, http=False, state_dir=None):
-    from hal.cardreader import READ_TIMEOUT_S
+    from bibbox.hal.cardreader import READ_TIMEOUT_S
     state_dir = pathlib.Path(state_dir or tempfile.mkdtemp(prefix="bench-pickup-"))
     # short pulses so 1,000 pickups take a minute; doors open and close far
     # more often than a patron's would, so the flapping guard is widened

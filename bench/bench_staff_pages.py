@@ -25,14 +25,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from locker import config as config_mod  # noqa: E402
-from locker.clock import FakeClock  # noqa: E402
-from locker.config import CompartmentSection  # noqa: E402
-from locker.controller import Controller  # noqa: E402
-from locker.core import Locker  # noqa: E402
-from locker.identity import KeyedHasher  # noqa: E402
-from locker.patrons import LocalVerifier  # noqa: E402
-from locker.store import Store  # noqa: E402
+from bibbox.locker.domain import config as config_mod  # noqa: E402
+from bibbox.locker.domain.clock import FakeClock  # noqa: E402
+from bibbox.locker.domain.config import CompartmentSection  # noqa: E402
+from bibbox.locker.app.controller import Controller  # noqa: E402
+from bibbox.locker.domain.core import Locker  # noqa: E402
+from bibbox.locker.domain.identity import KeyedHasher  # noqa: E402
+from bibbox.locker.domain.patrons import LocalVerifier  # noqa: E402
+from bibbox.locker.store import Store  # noqa: E402
 
 PASSWORD = "bench password 123"
 
@@ -111,7 +111,7 @@ def main(argv=None):
     logging.disable(logging.WARNING)   # the alarms raised while building
     import psutil
 
-    from web.app import create_app
+    from bibbox.web.app import create_app
     proc = psutil.Process()
     rss0 = proc.memory_info().rss
     with tempfile.TemporaryDirectory() as state_dir:

@@ -41,9 +41,9 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
-from locker.errors import CommandError
+from bibbox.locker.domain.errors import CommandError
 
-from . import wire
+from bibbox.central import wire
 
 log = logging.getLogger("bibbox.mqtt")
 

@@ -12,8 +12,8 @@ are retained and published again whenever Home Assistant announces itself
 
 from __future__ import annotations
 
-from . import topics as topics_mod
-from . import wire
+from bibbox.central import topics as topics_mod
+from bibbox.central import wire
 
 
 def discovery_messages(*, locker_id, name, version, topics, compartments):

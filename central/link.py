@@ -54,15 +54,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from locker.errors import ConfigError, SecretError
+from bibbox.locker.domain.errors import ConfigError, SecretError
 
-from . import homeassistant, sysinfo, wire
-from .commands import CommandHandler
-from .topics import HA_STATUS, Topics
+from bibbox.central import homeassistant, sysinfo, wire
+from bibbox.central.commands import CommandHandler
+from bibbox.central.topics import HA_STATUS, Topics
 
 log = logging.getLogger("bibbox.mqtt")
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
-CENTRAL_DB = "central.db"
+CENTRAL_DB = "bibbox.central.db"
 
 
 def parse_url(url):

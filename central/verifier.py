@@ -30,10 +30,10 @@ import re
 import threading
 import uuid
 
-from locker import patrons
-from locker.patrons import Verdict
+from bibbox.locker.domain import patrons
+from bibbox.locker.domain.patrons import Verdict
 
-from . import wire
+from bibbox.central import wire
 
 log = logging.getLogger("bibbox.mqtt")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -112,7 +112,7 @@ run() {
 # bibbox ARGS...: the installed command, or the source tree's in a dry run.
 bibbox() {
     if [ "$DRY" = 1 ]; then
-        PYTHONPATH="$SRC${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m locker.cli "$@"
+        "$PYTHON" -m bibbox.daemon.cli "$@"   # the dry run needs bibbox importable by $PYTHON
     else
         "$VENV/bin/bibbox" "$@"
     fi

@@ -33,9 +33,9 @@ from typing import Callable
 
 import serial
 
-from locker.config import READER_FRAMINGS
-from locker.errors import CardFormatError, ConfigError, ReaderError
-from locker.identity import CardNumber
+from bibbox.locker.domain.config import READER_FRAMINGS
+from bibbox.locker.domain.errors import CardFormatError, ConfigError, ReaderError
+from bibbox.locker.domain.identity import CardNumber
 
 log = logging.getLogger("bibbox.reader")
 

@@ -13,7 +13,7 @@ from functools import partial
 
 from gpiozero import DigitalInputDevice
 
-from locker.errors import HardwareError
+from bibbox.locker.domain.errors import HardwareError
 
 log = logging.getLogger("bibbox.doors")
 

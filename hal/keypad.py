@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from locker.errors import HardwareError
+from bibbox.locker.domain.errors import HardwareError
 
 log = logging.getLogger("bibbox.keypad")
 KEYS_4X3 = ("123", "456", "789", "*0#")
@@ -72,7 +72,7 @@ class KeyFraming:
 def serial_keypad(url, baudrate, pad: PinPad, on_online=lambda online: None):
     """A reader thread for a serial keypad (start/stop like the card reader).
     Every key is delivered: a PIN may repeat a digit."""
-    from .cardreader import SerialCardReader
+    from bibbox.hal.cardreader import SerialCardReader
     return SerialCardReader(url, baudrate, KeyFraming(), on_card=pad.key,
                             on_online=on_online, repeat_window_s=0.0)
 

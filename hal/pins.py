@@ -11,9 +11,9 @@ raises ``ValueError``.
 
 import importlib
 
-from locker.errors import HardwareError
+from bibbox.locker.domain.errors import HardwareError
 
-from locker.config import PIN_FACTORIES  # one list of names, shared with validation
+from bibbox.locker.domain.config import PIN_FACTORIES  # one list of names, shared with validation
 
 # name -> (gpiozero module, factory class, pip extra of bibbox that pulls in the library)
 _BACKENDS = {

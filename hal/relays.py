@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from gpiozero import OutputDevice
 
-from locker.errors import HardwareError
+from bibbox.locker.domain.errors import HardwareError
 
 log = logging.getLogger("bibbox.relays")
 

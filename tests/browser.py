@@ -70,7 +70,7 @@ def browser():
 
 @pytest.fixture
 def make_demo(tmp_path):
-    from locker.cli import demo_daemon
+    from bibbox.daemon.cli import demo_daemon
     made = []
 
     def make(clock=None, state_dir=None):

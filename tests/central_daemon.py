@@ -10,8 +10,8 @@ import pathlib
 import sys
 import threading
 
-from central.link import CentralLink
-from locker.model import EventType
+from bibbox.central.link import CentralLink
+from bibbox.locker.domain.model import EventType
 from tests.domain_helpers import Rig
 
 

@@ -14,8 +14,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from central.link import CentralLink
-from locker.model import EventType
+from bibbox.central.link import CentralLink
+from bibbox.locker.domain.model import EventType
 from tests.domain_helpers import Rig, wait_until  # noqa: F401  (re-exported)
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"

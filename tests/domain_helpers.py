@@ -3,14 +3,14 @@ SQLite store and a relay port that records what it was asked to do."""
 
 import time
 
-from locker import config as config_mod
-from locker.clock import FakeClock
-from locker.controller import Controller
-from locker.core import Locker
-from locker.identity import CardNumber, KeyedHasher
-from locker.model import Hold, HoldState, Item
-from locker.patrons import LocalVerifier
-from locker.store import Store
+from bibbox.locker.domain import config as config_mod
+from bibbox.locker.domain.clock import FakeClock
+from bibbox.locker.app.controller import Controller
+from bibbox.locker.domain.core import Locker
+from bibbox.locker.domain.identity import CardNumber, KeyedHasher
+from bibbox.locker.domain.model import Hold, HoldState, Item
+from bibbox.locker.domain.patrons import LocalVerifier
+from bibbox.locker.store import Store
 
 SITE_KEY = b"test-site-key-0123456789abcdef"
 ALICE_CARD, ALICE_PIN = "0101901234", "1234"   # a made-up CPR-shaped number
@@ -43,7 +43,7 @@ class SilentCentral:
     """A central verifier that never gets an answer (central offline)."""
 
     def verify(self, patron_hash, pin, done):
-        from locker import patrons
+        from bibbox.locker.domain import patrons
         done(patrons.Verdict(patrons.UNAVAILABLE))
 
 
@@ -83,7 +83,7 @@ class Rig:
         self.controller.run_pending()
 
     def add_patron(self, card, pin, block=""):
-        from locker.patrons import import_patrons
+        from bibbox.locker.domain.patrons import import_patrons
         import_patrons(self.store, self.hasher, f"card,pin,block_reason\n{card},{pin},{block}\n")
 
     def patron_hash(self, card):

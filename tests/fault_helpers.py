@@ -94,7 +94,7 @@ def child_env(**extra):
 def import_patrons(config, tmp_path, patrons=PATRONS):
     csv = tmp_path / "patrons.csv"
     csv.write_text("card,pin,block_reason\n" + "".join(f"{c},{p},\n" for c, p in patrons))
-    subprocess.run([sys.executable, "-m", "locker.cli", "patrons", "import", str(csv),
+    subprocess.run([sys.executable, "-m", "bibbox.daemon.cli", "patrons", "import", str(csv),
                     "--config", str(config)], check=True, env=child_env(), cwd=ROOT,
                    stdout=subprocess.DEVNULL, timeout=60)
     csv.unlink()
@@ -135,7 +135,7 @@ class DaemonProcess:
 
     def __init__(self, config, port, log_path, argv=None, env=None):
         self.config, self.port, self.log_path = config, port, log_path
-        self.argv = argv or [sys.executable, "-m", "locker.cli", "run", "--config", str(config)]
+        self.argv = argv or [sys.executable, "-m", "bibbox.daemon.cli", "run", "--config", str(config)]
         self.env = env or child_env()
         self.proc = None
         self.starts = 0
@@ -215,7 +215,7 @@ def read_db(state_dir):
 def sim_config(state_dir, **kwargs):
     import tomllib
 
-    from locker import config as config_mod
+    from bibbox.locker.domain import config as config_mod
     text = sim_config_text(state_dir, 8080, **kwargs)   # the port is overridden
     return config_mod.parse(tomllib.loads(text), source="sim")
 
@@ -224,8 +224,8 @@ def sim_daemon(state_dir, *, patrons=PATRONS, serve_web=True, clock=None, mqtt_u
                **kwargs):
     """A simulated locker in this process (kiosk on a free loopback port),
     with ``patrons`` imported; not started."""
-    from locker.patrons import import_patrons as import_rows
-    from locker.wiring import Daemon
+    from bibbox.locker.domain.patrons import import_patrons as import_rows
+    from bibbox.daemon.bootstrap import Daemon
     cfg = sim_config(state_dir, **kwargs)
     daemon = Daemon(cfg, site_key=bytes.fromhex(SITE_KEY_HEX), kiosk_port=0,
                     serve_web=serve_web, clock=clock, mqtt_url=mqtt_url)
@@ -237,8 +237,8 @@ def sim_daemon(state_dir, *, patrons=PATRONS, serve_web=True, clock=None, mqtt_u
 
 def place_hold(daemon, hold_id, patron, compartment, days=7):
     """Put a ready hold into ``compartment`` for ``PATRONS[patron]``."""
-    from locker.identity import CardNumber
-    from locker.model import Hold, HoldState, Item
+    from bibbox.locker.domain.identity import CardNumber
+    from bibbox.locker.domain.model import Hold, HoldState, Item
 
     def place(locker):
         hold = Hold(id=hold_id, patron_hash=locker.hasher.patron(

@@ -37,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from locker.errors import BibboxError, SecretError
+from bibbox.locker.domain.errors import BibboxError, SecretError
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2 ** 14, 8, 1, 32
 MIN_PASSWORD, MAX_PASSWORD = 10, 1024
@@ -190,7 +190,7 @@ def load_or_create_secret(state_dir) -> bytes:
     """The staff page's secret (Flask's ``secret_key`` and the key for CSRF
     tokens): 32 random bytes in ``<state_dir>/staff-secret``, created 0600
     on first use, refused when group or others may read it."""
-    from locker.secrets import read_secret_file
+    from bibbox.daemon.secrets import read_secret_file
     path = os.path.join(state_dir, SECRET_FILE)
     os.makedirs(state_dir, exist_ok=True)
     try:

@@ -12,7 +12,7 @@ import logging
 
 from flask import Flask, jsonify, request
 
-from locker.errors import BibboxError, CommandError
+from bibbox.locker.domain.errors import BibboxError, CommandError
 
 log = logging.getLogger("bibbox.web")
 MAX_BODY_BYTES = 64 * 1024
@@ -71,12 +71,12 @@ def create_app(*, controller, cfg, simulator=None, parts=("kiosk", "sim")):
         return response
 
     if "kiosk" in parts:
-        from .kiosk import kiosk
+        from bibbox.web.kiosk import kiosk
         app.register_blueprint(kiosk)
     if "sim" in parts:
-        from .sim import sim_blueprint
+        from bibbox.web.sim import sim_blueprint
         app.register_blueprint(sim_blueprint(simulator))
     if "staff" in parts:
-        from .staff import staff  # issue 3
+        from bibbox.web.staff import staff  # issue 3
         app.register_blueprint(staff)
     return app

@@ -11,9 +11,9 @@ Loopback only.  The PIN is handed to the controller and never logged.
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from locker.errors import CommandError
+from bibbox.locker.domain.errors import CommandError
 
-from .app import is_loopback, json_body
+from bibbox.web.app import is_loopback, json_body
 
 LONG_POLL_S = 20.0
 kiosk = Blueprint("kiosk", __name__)

@@ -8,9 +8,9 @@ privacy scan for that reason.
 
 from flask import Blueprint, jsonify, render_template, request
 
-from locker.errors import CommandError
+from bibbox.locker.domain.errors import CommandError
 
-from .app import is_loopback, json_body
+from bibbox.web.app import is_loopback, json_body
 
 
 def sim_blueprint(simulator):
@@ -77,8 +77,8 @@ def sim_blueprint(simulator):
         has been opened and closed (``/sim/doors/<n>``)."""
         from flask import current_app
 
-        from locker.errors import CardFormatError
-        from locker.identity import CardNumber
+        from bibbox.locker.domain.errors import CardFormatError
+        from bibbox.locker.domain.identity import CardNumber
         data = json_body(required=("card", "items"))
         try:
             card = CardNumber.parse(str(data["card"]))

@@ -72,12 +72,12 @@ from flask import (Blueprint, Response, abort, current_app, g, jsonify, make_res
                    redirect, render_template, request, stream_with_context, url_for)
 from markupsafe import Markup
 
-from locker.errors import CardFormatError, CommandError
-from locker.identity import CardNumber, pseudonym
+from bibbox.locker.domain.errors import CardFormatError, CommandError
+from bibbox.locker.domain.identity import CardNumber, pseudonym
 
-from .accounts import (AccountError, Accounts, ROLES, check_name, check_password_text,
+from bibbox.web.accounts import (AccountError, Accounts, ROLES, check_name, check_password_text,
                        load_or_create_secret)
-from .app import is_loopback
+from bibbox.web.app import is_loopback
 
 log = logging.getLogger("bibbox.staff")
 

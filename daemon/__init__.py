@@ -1,0 +1,1 @@
+"""The composition root: bootstrap (the only builder of adapters), CLI, systemd, selftest."""

@@ -1,0 +1,278 @@
+"""The one module that knows every adapter: it builds a running locker.
+
+:class:`Daemon` turns a validated :class:`~locker.config.Config` into the
+controller, the store, the hardware adapters (or the simulator), the card
+reader, the web servers and, when configured, the central link.  Start and
+stop are symmetric, and every relay is off after both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+
+from bibbox.locker import __version__
+from bibbox.locker.domain.clock import SystemClock
+from bibbox.locker.app.controller import Controller
+from bibbox.locker.domain.core import Locker
+from bibbox.locker.domain.identity import KeyedHasher
+from bibbox.locker.domain.patrons import LocalVerifier
+from bibbox.daemon.secrets import load_site_key
+from bibbox.locker.store import Store
+
+log = logging.getLogger("bibbox.daemon")
+
+
+def relay_specs(cfg):
+    from bibbox.hal.relays import RelaySpec
+    return {c.number: RelaySpec(c.relay_pin, cfg.hardware.relay_active_high)
+            for c in cfg.compartments}
+
+
+def door_specs(cfg):
+    from bibbox.hal.doors import DoorSpec
+    return {c.number: DoorSpec(c.door_pin, cfg.hardware.door_closed_when_low)
+            for c in cfg.compartments}
+
+
+def database_path(cfg):
+    return os.path.join(cfg.locker.state_dir, "bibbox.db")
+
+
+LOCK_NAME = "bibbox.lock"
+
+
+def lock_path(cfg):
+    return os.path.join(cfg.locker.state_dir, LOCK_NAME)
+
+
+def state_lock(cfg, what="bibbox"):
+    """Take the locker's lock file (``<state_dir>/bibbox.lock``) or raise
+    HardwareError naming who holds it.  One process owns the pins and the
+    database: the daemon, or ``bibbox selftest``.  Returns the open fd; the
+    lock goes with it (and with the process, however it ends).  A POSIX
+    record lock, so a second Daemon *in the same process* (tests) is not
+    refused."""
+    import fcntl
+
+    from bibbox.locker.domain.errors import HardwareError
+    path = lock_path(cfg)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:   # a read-only or foreign state dir: the store will say more
+        log.warning("cannot open the lock file %s (%s); running without it", path, exc)
+        return None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        except OSError:
+            holder = ""
+        os.close(fd)
+        raise HardwareError(f"{path} is held by another process ({holder or 'unknown'}); "
+                            "stop it first (sudo systemctl stop bibbox)") from None
+    try:
+        if os.geteuid() == 0:   # root (selftest by sudo): keep it usable by the daemon user
+            info = os.stat(directory)
+            os.fchown(fd, info.st_uid, info.st_gid)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{what} pid {os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass                     # a full disk: the lock itself still holds
+    return fd
+
+
+class Daemon:
+    """A whole locker.  ``site_key`` overrides the configured secret (the
+    demo generates its own); ``mqtt_url`` enables the central link."""
+
+    def __init__(self, cfg, *, clock=None, site_key=None, mqtt_url=None,
+                 kiosk_port=None, serve_web=True):
+        self.cfg = cfg
+        self._lock_fd = state_lock(cfg, "bibbox daemon")
+        self.clock = clock or SystemClock()
+        self.boot_id = uuid.uuid4().hex[:12]
+        self.hasher = KeyedHasher(site_key if site_key is not None else load_site_key(cfg))
+        self.store = Store(database_path(cfg), clock=self.clock)
+        self.controller = Controller(self.clock)
+        self.simulator = None
+        self.reader = None
+        self.link = None
+        self.servers = []
+        self.mqtt_url = mqtt_url
+        self.kiosk_port = kiosk_port if kiosk_port is not None else cfg.web.kiosk_port
+        self.serve_web = serve_web
+        self.ready = threading.Event()   # set when start() has finished
+        self._build_hardware()
+        self.verifier = self._build_verifier()
+        self.locker = Locker(cfg, clock=self.clock, store=self.store, hasher=self.hasher,
+                             verifier=self.verifier, relays=self.relays,
+                             post=self.controller.post,
+                             publish=self.controller.board.publish)
+        self.controller.attach(self.locker)
+
+    # -- building ------------------------------------------------------------------
+    def _build_hardware(self):
+        from bibbox.hal.doors import DoorSensors
+        from bibbox.hal.relays import RelayBank
+        cfg, post = self.cfg, self.controller.post
+        if cfg.locker.simulated:
+            from bibbox.hal.simulator import SimulatedHardware
+            self.simulator = SimulatedHardware(cfg)
+            factory = self.simulator.factory
+        else:
+            from bibbox.hal.pins import make_pin_factory
+            factory = make_pin_factory(cfg.hardware.pin_factory)
+        self.pin_factory = factory
+        self.relays = RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,
+                                max_coils=cfg.timing.max_coils,
+                                on_fired=lambda n, s: post("relay_fired", n, s),
+                                on_released=lambda n: post("relay_released", n))
+        self.doors = DoorSensors(door_specs(cfg), factory,
+                                 bounce_s=cfg.hardware.door_bounce_s or None,
+                                 on_change=lambda n, is_open: post("door", n, is_open))
+        if self.simulator:
+            self.simulator.close_all_doors()
+
+    def _build_verifier(self):
+        kind = self.cfg.verifier.kind
+        if kind == "central":
+            from bibbox.central.verifier import CentralVerifier
+            return CentralVerifier(self.cfg, clock=self.clock, link_getter=lambda: self.link)
+        return LocalVerifier(self.store, self.hasher, self.clock)
+
+    def _build_reader(self):
+        cfg = self.cfg.reader
+        if not cfg.enabled:
+            return None
+        from bibbox.hal.cardreader import SerialCardReader, make_framing
+        options = {"inter_char_timeout_s": cfg.inter_char_timeout_s}
+        if cfg.framing == "barcode":
+            options.update(suffix=cfg.suffix, prefix=cfg.prefix, strip_aim=cfg.strip_aim)
+        port = self.simulator.reader_path if self.simulator else cfg.port
+        post = self.controller.post
+        return SerialCardReader(port, cfg.baudrate, make_framing(cfg.framing, **options),
+                                on_card=lambda card: post("card", card),
+                                on_online=lambda online: post("reader_online", online),
+                                on_garbled=lambda reason: post("reader_garbled", reason),
+                                repeat_window_s=cfg.repeat_window_s)
+
+    def _build_keypad(self):
+        """The optional physical PIN pad; started, or None."""
+        kind = self.cfg.keypad.kind
+        if kind == "none":
+            return None
+        from bibbox.hal.keypad import MatrixKeypad, PinPad, serial_keypad
+        pad = PinPad(self.controller.post)
+        if kind == "serial":
+            keypad = serial_keypad(self.cfg.keypad.port, self.cfg.keypad.baudrate, pad)
+            keypad.start()
+            return keypad
+        return MatrixKeypad(self.cfg.keypad.row_pins, self.cfg.keypad.col_pins,
+                            self.pin_factory, pad)
+
+    # -- running -------------------------------------------------------------------
+    def start(self):
+        """Read the doors, recover, then start every thread.  Returns, and
+        sets ``ready`` for other threads, once the doors are read, the store
+        is open and the kiosk serves (systemd's READY=1 follows)."""
+        self.locker.start(self.doors.read_all())
+        self.locker.flush()
+        self.controller.start()
+        self.reader = self._build_reader()
+        if self.reader:
+            self.reader.start()
+        self.keypad = self._build_keypad()
+        if self.mqtt_url or self.cfg.mqtt.enabled:
+            from bibbox.central.link import CentralLink
+            self.link = CentralLink(self.cfg, controller=self.controller, store=self.store,
+                                    clock=self.clock, version=__version__,
+                                    boot_id=self.boot_id, url=self.mqtt_url)
+            self.link.start()
+        if self.serve_web:
+            self._start_web()
+        self.ready.set()
+        log.info("bibbox %s running (boot %s)%s", __version__, self.boot_id,
+                 " in simulation" if self.simulator else "")
+
+    def _start_web(self):
+        from bibbox.web.app import create_app
+        from bibbox.web.serving import WebServer
+        cfg = self.cfg
+
+        def make(parts, **kwargs):
+            try:
+                return create_app(controller=self.controller, cfg=cfg, parts=parts, **kwargs)
+            except Exception as exc:   # e.g. its account database on a full or read-only disk
+                if "staff" not in parts:
+                    raise
+                log.critical("the staff page could not start (%s: %s); serving without it",
+                             type(exc).__name__, exc)
+                rest = tuple(p for p in parts if p != "staff")
+                return make(rest, **kwargs) if rest else None
+
+        if cfg.locker.simulated:
+            apps = [(make(("kiosk", "sim", *self._staff_part()), simulator=self.simulator),
+                     "127.0.0.1", self.kiosk_port)]
+        else:
+            apps = [(make(("kiosk", "sim")), "127.0.0.1", self.kiosk_port)]
+            if self._staff_part():
+                apps.append((make(("staff",)), cfg.web.staff_bind, cfg.web.staff_port))
+        for app, host, port in apps:
+            if app is None:
+                continue
+            app.extensions["bibbox"]["daemon"] = self
+            server = WebServer(app, host, port)
+            server.start()
+            self.servers.append(server)
+
+    def _staff_part(self):
+        try:
+            import bibbox.web.staff  # noqa: F401  (issue 3)
+        except ImportError:
+            return ()
+        return ("staff",)
+
+    @property
+    def port(self):
+        return self.servers[0].port if self.servers else None
+
+    def stop(self):
+        """Stop everything; every relay ends off, whatever happened."""
+        log.info("stopping")
+        self.controller.board.close()          # answer every waiting long poll now
+        for server in self.servers:
+            try:
+                server.stop()
+            except Exception:
+                log.exception("stopping the web server failed")
+        if self.reader:
+            self.reader.stop()
+        keypad = getattr(self, "keypad", None)
+        if keypad is not None:
+            (keypad.stop if hasattr(keypad, "stop") else keypad.close)()
+        if self.link:
+            self.link.stop()
+        self.controller.stop()
+        self.relays.close()
+        self.doors.close()
+        self.store.close()
+        if self.simulator:
+            self.simulator.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        log.info("stopped; all relays off")
+
+    def health(self):
+        """For the watchdog and ``bibbox status``."""
+        import time
+        beat = self.controller.healthy_at
+        return {"controller": beat is not None and time.monotonic() - beat < 90,
+                "reader": self.reader.online if self.reader else None,
+                "link": self.link.health() if self.link else None}

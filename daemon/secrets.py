@@ -1,0 +1,77 @@
+"""Where secrets come from: files or the environment, never the TOML.
+
+The site key (for the keyed hash of card numbers) is looked up in order:
+``BIBBOX_SITE_KEY`` (hex), ``BIBBOX_SITE_KEY_FILE``, systemd's
+``$CREDENTIALS_DIRECTORY/site-key``, then ``secrets.site_key_file`` from the
+config.  A key file must not be readable by group or others (mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+import stat
+
+from bibbox.locker.domain.errors import SecretError
+from bibbox.locker.domain.identity import MIN_SITE_KEY_BYTES
+
+
+def _decode(raw: bytes, where: str) -> bytes:
+    text = raw.strip()
+    try:
+        key = bytes.fromhex(text.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        key = text
+    if len(key) < MIN_SITE_KEY_BYTES:
+        raise SecretError(f"site key from {where} is shorter than "
+                          f"{MIN_SITE_KEY_BYTES} bytes")
+    return key
+
+
+def read_secret_file(path: str, what: str) -> bytes:
+    """Read a secret file, refusing one that others may read."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise SecretError(f"{what} file {path} does not exist") from None
+    except PermissionError:
+        raise SecretError(f"{what} file {path} is not readable by this user") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretError(f"{what} file {path} is readable by others "
+                          f"(mode {stat.S_IMODE(info.st_mode):o}); run: chmod 600 {path}")
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def site_key_source(cfg, env=os.environ):
+    """Describe where the site key would come from (for check-config)."""
+    if env.get("BIBBOX_SITE_KEY"):
+        return ("env", "BIBBOX_SITE_KEY")
+    for path in (env.get("BIBBOX_SITE_KEY_FILE"),
+                 os.path.join(env["CREDENTIALS_DIRECTORY"], "site-key")
+                 if env.get("CREDENTIALS_DIRECTORY") else None,
+                 cfg.secrets.site_key_file or None):
+        if path:
+            return ("file", path)
+    return (None, None)
+
+
+def load_site_key(cfg, env=os.environ) -> bytes:
+    kind, where = site_key_source(cfg, env)
+    if kind == "env":
+        return _decode(env["BIBBOX_SITE_KEY"].encode(), "BIBBOX_SITE_KEY")
+    if kind == "file":
+        return _decode(read_secret_file(where, "site key"), where)
+    raise SecretError("no site key: set secrets.site_key_file in the config, or "
+                      "BIBBOX_SITE_KEY_FILE, or create one with 'bibbox keygen FILE'")
+
+
+def create_site_key(path: str) -> None:
+    """Write a new random site key (mode 0600); never overwrite one."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SecretError(f"{path} exists already; not overwriting a site key") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(_secrets.token_hex(32) + "\n")

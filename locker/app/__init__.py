@@ -1,0 +1,1 @@
+"""The application: the controller thread and the use cases."""

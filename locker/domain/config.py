@@ -1,0 +1,337 @@
+"""The locker configuration: one TOML file per locker.
+
+The dataclasses below are the schema: each field's type, default and allowed
+range live here and nowhere else.  :func:`load` parses a file, rejects
+unknown keys, wrong types, out-of-range values and cross-field conflicts, and
+raises :class:`ConfigError` listing *every* problem with its key path (for
+example ``compartments[3].size: missing``).  Secrets never live in the TOML;
+the file only names where they are (see :mod:`locker.secrets`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+
+from bibbox.locker.domain.errors import ConfigError
+
+# Facts shared with adapters; kept here so the domain need not import them.
+PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "native")
+READER_FRAMINGS = ("barcode", "magstripe", "rdm6300")
+KEYPAD_KINDS = ("none", "serial", "matrix")
+VERIFIERS = ("local", "central")
+OFFLINE_POLICIES = ("deny", "pickup-code")
+LANGUAGES = ("da", "en")
+HARD_MAX_PULSE_S = 5.0
+
+
+def _opt(default, *, lo=None, hi=None, choices=None, doc=""):
+    """A field with its default and what values it may take."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+REQUIRED = dataclasses.MISSING
+
+
+@dataclass(frozen=True)
+class LockerSection:
+    id: str = _opt(REQUIRED, doc="unique locker id; also the MQTT topic leaf")
+    name: str = _opt("Bibboksen", doc="shown on the kiosk")
+    state_dir: str = _opt("/var/lib/bibbox", doc="database and generated keys")
+    language: str = _opt("da", choices=LANGUAGES, doc="kiosk default language")
+    simulated: bool = _opt(False, doc="virtual doors and /sim endpoints (demo)")
+
+
+@dataclass(frozen=True)
+class SecretsSection:
+    site_key_file: str = _opt("", doc="file with the site key (mode 0600); "
+                                  "or env BIBBOX_SITE_KEY_FILE / BIBBOX_SITE_KEY")
+
+
+@dataclass(frozen=True)
+class HardwareSection:
+    pin_factory: str = _opt("mock", choices=PIN_FACTORIES)
+    relay_active_high: bool = _opt(False, doc="relay boards are usually active-low")
+    door_closed_when_low: bool = _opt(True, doc="reed switch to ground, pull-up")
+    door_bounce_s: float = _opt(0.02, lo=0.0, hi=0.5)
+
+
+@dataclass(frozen=True)
+class TimingSection:
+    pulse_s: float = _opt(0.8, lo=0.05, hi=HARD_MAX_PULSE_S,
+                          doc="how long a lock coil is energised per unlock")
+    max_coils: int = _opt(1, lo=1, hi=8, doc="coils energised at once at most")
+    pin_timeout_s: float = _opt(30.0, lo=5.0, hi=300.0)
+    door_open_timeout_s: float = _opt(8.0, lo=1.0, hi=60.0,
+                                      doc="unlock with no door movement: jammed")
+    door_held_open_s: float = _opt(120.0, lo=10.0, hi=3600.0)
+    flap_edges: int = _opt(12, lo=4, hi=1000)
+    flap_window_s: float = _opt(10.0, lo=1.0, hi=600.0)
+    kiosk_idle_s: float = _opt(45.0, lo=10.0, hi=600.0)
+    pin_tries: int = _opt(3, lo=1, hi=10)
+    pin_block_minutes: float = _opt(15.0, lo=1.0, hi=1440.0)
+    expiry_check_s: float = _opt(60.0, lo=1.0, hi=3600.0)
+
+
+@dataclass(frozen=True)
+class ReaderSection:
+    enabled: bool = _opt(True)
+    port: str = _opt("/dev/bibbox-reader", doc="device path or pyserial URL")
+    baudrate: int = _opt(9600, lo=1200, hi=921600)
+    framing: str = _opt("barcode", choices=READER_FRAMINGS)
+    suffix: str = _opt("\r", doc="barcode line terminator")
+    prefix: str = _opt("")
+    strip_aim: bool = _opt(True)
+    repeat_window_s: float = _opt(2.0, lo=0.0, hi=60.0)
+    inter_char_timeout_s: float = _opt(0.3, lo=0.01, hi=5.0)
+
+
+@dataclass(frozen=True)
+class KeypadSection:
+    kind: str = _opt("none", choices=KEYPAD_KINDS)
+    port: str = _opt("", doc="serial keypad port")
+    baudrate: int = _opt(9600, lo=1200, hi=921600)
+    row_pins: list = _opt([], doc="matrix keypad rows (GPIO numbers)")
+    col_pins: list = _opt([], doc="matrix keypad columns (GPIO numbers)")
+
+
+@dataclass(frozen=True)
+class WebSection:
+    kiosk_port: int = _opt(8080, lo=1, hi=65535, doc="kiosk answers on 127.0.0.1")
+    staff_bind: str = _opt("127.0.0.1", doc="address the staff page listens on")
+    staff_port: int = _opt(8081, lo=1, hi=65535)
+
+
+@dataclass(frozen=True)
+class HoldsSection:
+    sizes: list = _opt(["S", "M", "L"], doc="compartment sizes, smallest first")
+    pickup_days: float = _opt(7.0, lo=1.0, hi=60.0)
+    share_compartments: bool = _opt(False)
+
+
+@dataclass(frozen=True)
+class VerifierSection:
+    kind: str = _opt("local", choices=VERIFIERS)
+    timeout_s: float = _opt(3.0, lo=0.5, hi=30.0)
+    offline_policy: str = _opt("deny", choices=OFFLINE_POLICIES)
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    enabled: bool = _opt(False)
+    url: str = _opt("mqtt://127.0.0.1:1883")
+    topic_root: str = _opt("", doc="default bibbox/<locker.id>")
+    heartbeat_s: float = _opt(300.0, lo=5.0, hi=86400.0)
+    keepalive_s: int = _opt(300, lo=10, hi=3600,
+                            doc="MQTT keepalive: pings are most of an idle locker's 4G "
+                                "traffic; the broker declares a silent locker offline "
+                                "after 1.5 x this")
+    ca_file: str = _opt("")
+    cert_file: str = _opt("")
+    key_file: str = _opt("")
+    credentials_file: str = _opt("", doc="file with 'username:password'")
+    home_assistant: bool = _opt(False)
+
+
+@dataclass(frozen=True)
+class CompartmentSection:
+    number: int = _opt(REQUIRED, lo=1, hi=9999)
+    size: str = _opt(REQUIRED)
+    relay_pin: int = _opt(REQUIRED, lo=0, hi=27)
+    door_pin: int = _opt(REQUIRED, lo=0, hi=27)
+
+
+@dataclass(frozen=True)
+class Config:
+    locker: LockerSection
+    compartments: tuple
+    secrets: SecretsSection = SecretsSection()
+    hardware: HardwareSection = HardwareSection()
+    timing: TimingSection = TimingSection()
+    reader: ReaderSection = ReaderSection()
+    keypad: KeypadSection = KeypadSection()
+    web: WebSection = WebSection()
+    holds: HoldsSection = HoldsSection()
+    verifier: VerifierSection = VerifierSection()
+    mqtt: MqttSection = MqttSection()
+    source: str = ""
+
+    def compartment(self, number):
+        for c in self.compartments:
+            if c.number == number:
+                return c
+        raise KeyError(number)
+
+    @property
+    def topic_root(self):
+        return self.mqtt.topic_root or f"bibbox/{self.locker.id}"
+
+
+_SECTION_TYPES = {
+    "locker": LockerSection, "secrets": SecretsSection,
+    "hardware": HardwareSection, "timing": TimingSection,
+    "reader": ReaderSection, "keypad": KeypadSection, "web": WebSection,
+    "holds": HoldsSection, "verifier": VerifierSection, "mqtt": MqttSection,
+}
+_TYPE_NAMES = {bool: "true or false", int: "a whole number",
+               float: "a number", str: "text", list: "a list"}
+
+
+def _check_value(path, value, f, problems):
+    """Return ``value`` coerced to the field's type, or None with a problem."""
+    want = {"bool": bool, "int": int, "float": float, "str": str,
+            "list": list}[f.type if isinstance(f.type, str) else f.type.__name__]
+    ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        problems.append(f"{path}: expected {_TYPE_NAMES[want]}, got {value!r}")
+        return None
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        problems.append(f"{path}: {value!r} is not one of "
+                        + ", ".join(map(repr, meta["choices"])))
+        return None
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        problems.append(f"{path}: {value!r} is out of range {lo}..{hi}")
+        return None
+    return value
+
+
+def _build(cls, path, table, problems):
+    """Build dataclass ``cls`` from ``table``, recording every problem."""
+    if not isinstance(table, dict):
+        problems.append(f"{path}: expected a table")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            problems.append(f"{path}.{key}: unknown key (known: {known})")
+    values, failed = {}, False
+    for name, f in fields.items():
+        if name in table:
+            v = _check_value(f"{path}.{name}", table[name], f, problems)
+            failed |= v is None
+            values[name] = v
+        elif f.default is REQUIRED and f.default_factory is REQUIRED:
+            problems.append(f"{path}.{name}: missing")
+            failed = True
+    return None if failed else cls(**values)
+
+
+def _valid_fields(cls, table):
+    """The fields of ``table`` that passed their own checks, for cross-checks
+    that should still run when a sibling field was wrong."""
+    if not isinstance(table, dict):
+        return {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for name, value in table.items():
+        if name in fields and _check_value("", value, fields[name], []) is not None:
+            out[name] = value
+    return out
+
+
+def parse(data: dict, source: str = "") -> Config:
+    """Validate a parsed TOML document; raise ConfigError with all problems."""
+    problems = []
+    for key in data:
+        if key not in _SECTION_TYPES and key != "compartments":
+            problems.append(f"{key}: unknown section (known: "
+                            + ", ".join(sorted([*_SECTION_TYPES, "compartments"])) + ")")
+    sections = {}
+    for name, cls in _SECTION_TYPES.items():
+        if name in data:
+            sections[name] = _build(cls, name, data[name], problems)
+        elif name == "locker":
+            problems.append("locker: missing section")
+        else:
+            sections[name] = cls()
+    raw = data.get("compartments")
+    compartments = []
+    if not isinstance(raw, list) or not raw:
+        problems.append("compartments: at least one [[compartments]] is needed")
+    else:
+        for i, table in enumerate(raw):
+            compartments.append(
+                _build(CompartmentSection, f"compartments[{i}]", table, problems))
+    _cross_check(sections, [_valid_fields(CompartmentSection, t) for t in raw]
+                 if isinstance(raw, list) else [], problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(compartments=tuple(compartments), source=source, **sections)
+
+
+def _cross_check(sections, compartments, problems):
+    """Checks that span fields: duplicates, sizes, pin clashes."""
+    holds, keypad, reader = (sections.get(n) for n in ("holds", "keypad", "reader"))
+    sizes = list(holds.sizes) if holds else []
+    if holds is not None:
+        if not sizes or not all(isinstance(s, str) and s for s in sizes):
+            problems.append("holds.sizes: must be a non-empty list of names")
+        elif len(set(sizes)) != len(sizes):
+            problems.append("holds.sizes: a size is listed twice")
+    pins = {}
+
+    def claim(pin, owner):
+        if pin in pins:
+            problems.append(f"{owner}: GPIO {pin} is already used by {pins[pin]}")
+        else:
+            pins[pin] = owner
+
+    numbers = {}
+    for i, c in enumerate(compartments):
+        path = f"compartments[{i}]"
+        number = c.get("number")
+        if number is not None and number in numbers:
+            problems.append(f"{path}.number: compartment {number} is already "
+                            f"defined at {numbers[number]}")
+        if number is not None:
+            numbers.setdefault(number, path)
+        if sizes and "size" in c and c["size"] not in sizes:
+            problems.append(f"{path}.size: {c['size']!r} is not one of holds.sizes "
+                            f"({', '.join(sizes)})")
+        for key in ("relay_pin", "door_pin"):
+            if key in c:
+                claim(c[key], f"{path}.{key}")
+    if keypad is not None and keypad.kind == "matrix":
+        for kind in ("row_pins", "col_pins"):
+            pin_list = getattr(keypad, kind)
+            if not pin_list:
+                problems.append(f"keypad.{kind}: a matrix keypad needs pins")
+            for j, pin in enumerate(pin_list):
+                if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin <= 27:
+                    problems.append(f"keypad.{kind}[{j}]: expected a GPIO number 0..27")
+                else:
+                    claim(pin, f"keypad.{kind}[{j}]")
+    if keypad is not None and keypad.kind == "serial" and not keypad.port:
+        problems.append("keypad.port: a serial keypad needs a port")
+    if reader is not None and reader.enabled and reader.port.startswith("/dev/serial0"):
+        for pin, name in ((14, "UART TX"), (15, "UART RX")):
+            claim(pin, f"reader.port ({name})")
+    if reader is not None and reader.framing == "barcode" and not reader.suffix:
+        problems.append("reader.suffix: a barcode reader needs a line terminator")
+
+
+def parse_toml(text: str, source: str = "") -> Config:
+    """Parse and validate TOML text (the daemon reads the file)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source or 'configuration'}: not valid TOML: {exc}"]) from None
+    return parse(data, source=source)
+
+
+def replace(cfg: Config, **sections) -> Config:
+    """A copy of ``cfg`` with sections overridden field by field, e.g.
+    ``replace(cfg, locker={"state_dir": d})``."""
+    changes = {}
+    for name, values in sections.items():
+        changes[name] = dataclasses.replace(getattr(cfg, name), **values)
+    return dataclasses.replace(cfg, **changes)

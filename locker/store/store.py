@@ -1,0 +1,377 @@
+"""The durable store: SQLite in WAL mode with ``synchronous=FULL``.
+
+Contract:
+- Every state change and the event reporting it are written in one
+  transaction (:meth:`Store.unit`), so a crash loses neither: the ``outbox``
+  table is the transactional outbox the MQTT link drains.
+- The schema is versioned with ``PRAGMA user_version`` and migrated forward
+  at open; a database from a newer version is refused.
+- Only keyed hashes are stored: no card number, no PIN, ever.
+- One connection per thread.  The controller thread writes; the outbox
+  sender and web pages may open their own connections to read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from contextlib import contextmanager
+
+from bibbox.locker.domain.errors import StoreError
+from bibbox.locker.domain.model import Compartment, Hold, HoldState, Item, Opening, OpenPurpose
+
+MIGRATIONS = [
+    # 1: the pickup foundation
+    """
+    CREATE TABLE compartments (
+        number INTEGER PRIMARY KEY,
+        size TEXT NOT NULL,
+        out_of_service TEXT
+    );
+    CREATE TABLE holds (
+        id TEXT PRIMARY KEY,
+        patron_hash TEXT NOT NULL,
+        items TEXT NOT NULL,
+        pickup_number TEXT NOT NULL,
+        deadline REAL NOT NULL,
+        state TEXT NOT NULL,
+        compartment INTEGER,
+        size TEXT,
+        pickup_code_hash TEXT,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX holds_patron ON holds (patron_hash, state);
+    CREATE INDEX holds_compartment ON holds (compartment, state);
+    CREATE INDEX holds_state ON holds (state, deadline);
+    CREATE TABLE patrons (
+        patron_hash TEXT PRIMARY KEY,
+        pin_hash TEXT NOT NULL,
+        block_reason TEXT
+    );
+    CREATE TABLE pin_failures (
+        patron_hash TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        blocked_until REAL
+    );
+    CREATE TABLE openings (
+        compartment INTEGER PRIMARY KEY,
+        purpose TEXT NOT NULL,
+        session TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        fired INTEGER NOT NULL,
+        seen_open INTEGER NOT NULL
+    );
+    CREATE TABLE alarms (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        compartment INTEGER,
+        raised_at REAL NOT NULL
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        ts REAL NOT NULL,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        compartment INTEGER,
+        patron TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_ts ON audit (ts);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 2: the staff audit filters (by compartment, kind, who) stay fast at
+    # hundreds of thousands of rows
+    """
+    CREATE INDEX audit_compartment ON audit (compartment, id);
+    CREATE INDEX audit_action ON audit (action, id);
+    CREATE INDEX audit_actor ON audit (actor, id);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _hold_from_row(r):
+    return Hold(id=r["id"], patron_hash=r["patron_hash"],
+                items=tuple(Item.from_dict(i) for i in json.loads(r["items"])),
+                pickup_number=r["pickup_number"], deadline=r["deadline"],
+                state=HoldState(r["state"]), compartment=r["compartment"],
+                size=r["size"], pickup_code_hash=r["pickup_code_hash"],
+                updated_at=r["updated_at"])
+
+
+class Unit:
+    """One open transaction.  Writes go through here; :meth:`Store.unit`
+    commits them together or not at all."""
+
+    def __init__(self, conn, wall_now):
+        self.conn = conn
+        self.now = wall_now
+        self.events = []
+
+    # -- state -----------------------------------------------------------
+    def put_hold(self, hold: Hold):
+        self.conn.execute(
+            "INSERT OR REPLACE INTO holds VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (hold.id, hold.patron_hash,
+             json.dumps([i.as_dict() for i in hold.items]),
+             hold.pickup_number, hold.deadline, hold.state.value,
+             hold.compartment, hold.size, hold.pickup_code_hash, self.now))
+
+    def put_compartment(self, c: Compartment):
+        self.conn.execute(
+            "INSERT INTO compartments VALUES (?,?,?) ON CONFLICT(number) DO "
+            "UPDATE SET size=excluded.size, out_of_service=excluded.out_of_service",
+            (c.number, c.size, c.out_of_service))
+
+    def put_opening(self, o: Opening):
+        self.conn.execute(
+            "INSERT OR REPLACE INTO openings VALUES (?,?,?,?,?,?,?)",
+            (o.compartment, o.purpose.value, o.session, o.actor, o.reason,
+             int(o.fired), int(o.seen_open)))
+
+    def drop_opening(self, compartment):
+        self.conn.execute("DELETE FROM openings WHERE compartment=?", (compartment,))
+
+    def set_pin_failures(self, patron_hash, count, blocked_until):
+        if count == 0 and blocked_until is None:
+            self.conn.execute("DELETE FROM pin_failures WHERE patron_hash=?",
+                              (patron_hash,))
+        else:
+            self.conn.execute("INSERT OR REPLACE INTO pin_failures VALUES (?,?,?)",
+                              (patron_hash, count, blocked_until))
+
+    def raise_alarm(self, key, kind, compartment):
+        self.conn.execute("INSERT OR REPLACE INTO alarms VALUES (?,?,?,?)",
+                          (key, kind, compartment, self.now))
+
+    def clear_alarm(self, key):
+        self.conn.execute("DELETE FROM alarms WHERE key=?", (key,))
+
+    def put_patron(self, patron_hash, pin_hash, block_reason):
+        self.conn.execute("INSERT OR REPLACE INTO patrons VALUES (?,?,?)",
+                          (patron_hash, pin_hash, block_reason or None))
+
+    def set_meta(self, key, value):
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, str(value)))
+
+    # -- records -----------------------------------------------------------
+    def event(self, type_, data):
+        """Append an event to the outbox; returns its (seq, id)."""
+        event_id = str(uuid.uuid4())
+        cur = self.conn.execute(
+            "INSERT INTO outbox (id, ts, type, payload) VALUES (?,?,?,?)",
+            (event_id, self.now, type_, json.dumps(data, sort_keys=True)))
+        self.events.append((cur.lastrowid, event_id, type_))
+        return cur.lastrowid, event_id
+
+    def audit(self, actor, action, *, compartment=None, patron=None,
+              reason="", detail=""):
+        self.conn.execute(
+            "INSERT INTO audit (ts, actor, action, compartment, patron, reason, "
+            "detail) VALUES (?,?,?,?,?,?,?)",
+            (self.now, actor, action, compartment, patron, reason, detail))
+
+
+class Store:
+    """The locker's database.  ``path`` may be ``":memory:"`` for tests."""
+
+    def __init__(self, path, *, clock):
+        self.path = str(path)
+        self.clock = clock
+        self.read_only = False
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        try:
+            self.conn = self._connect(self.path)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            if not self._cannot_write_here():
+                raise StoreError(f"database {self.path} is unusable: {exc}") from exc
+            # A WAL database closed cleanly (no -wal left) on a file system that
+            # is now read-only or full cannot be opened normally: SQLite must
+            # create its -shm and -wal files first.  Open it as immutable: the
+            # locker then serves what it has, every write fails with StoreError
+            # and raises the storage alarm, instead of the daemon exiting and
+            # systemd restarting it over and over.
+            try:
+                self.conn = self._connect_immutable(self.path)
+                self._migrate()
+            except sqlite3.DatabaseError:
+                raise StoreError(f"database {self.path} is unusable: {exc}") from exc
+            self.read_only = True
+        self.on_commit = []   # callables(events) run after each commit
+
+    def _cannot_write_here(self):
+        """True if the database exists, has no unmerged WAL, and its directory
+        is read-only or (nearly) full."""
+        if self.path == ":memory:" or not os.path.exists(self.path):
+            return False
+        try:
+            if os.path.getsize(self.path + "-wal") > 0:
+                return False        # immutable would ignore committed changes
+        except OSError:
+            pass
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            info = os.statvfs(directory)
+        except OSError:
+            return False
+        return bool(info.f_flag & os.ST_RDONLY) or not os.access(directory, os.W_OK) \
+            or info.f_bfree * info.f_frsize < 1024 * 1024
+
+    @staticmethod
+    def _connect_immutable(path):
+        from urllib.parse import quote
+        conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?immutable=1", uri=True,
+                               isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    @staticmethod
+    def _connect(path):
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=10.0)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=10000")
+        if path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"could not enable WAL on {path} (got {mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def reader(self):
+        """A separate connection for another thread (outbox sender, pages)."""
+        if self.read_only:
+            return self._connect_immutable(self.path)
+        return self._connect(self.path)
+
+    def _migrate(self):
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"database schema {version} is newer than this "
+                             f"software ({SCHEMA_VERSION}); upgrade bibbox")
+        for number in range(version, SCHEMA_VERSION):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split_sql(MIGRATIONS[number]):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version={number + 1}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    def ping(self):
+        """A cheap read on this connection (the watchdog's store probe)."""
+        self.conn.execute("SELECT 1").fetchone()
+
+    @contextmanager
+    def unit(self):
+        """A write transaction; commits on success, rolls back on error.
+        Raises StoreError if the disk refuses the write."""
+        unit = Unit(self.conn, self.clock.wall())
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the database: {exc}") from exc
+        try:
+            yield unit
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"cannot write to the database: {exc}") from exc
+        except BaseException:
+            self._rollback()
+            raise
+        for callback in self.on_commit:
+            callback(unit.events)
+
+    def _rollback(self):
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    # -- reads ---------------------------------------------------------------
+    def compartments(self):
+        rows = self.conn.execute("SELECT * FROM compartments ORDER BY number")
+        return [Compartment(r["number"], r["size"], r["out_of_service"]) for r in rows]
+
+    def active_holds(self):
+        """Every hold that is not final (collected, removed)."""
+        rows = self.conn.execute(
+            "SELECT * FROM holds WHERE state NOT IN ('collected','removed')")
+        return [_hold_from_row(r) for r in rows]
+
+    def hold(self, hold_id):
+        r = self.conn.execute("SELECT * FROM holds WHERE id=?", (hold_id,)).fetchone()
+        return _hold_from_row(r) if r else None
+
+    def openings(self):
+        rows = self.conn.execute("SELECT * FROM openings")
+        return [Opening(r["compartment"], OpenPurpose(r["purpose"]), r["session"],
+                        r["actor"], r["reason"], bool(r["fired"]),
+                        bool(r["seen_open"])) for r in rows]
+
+    def alarms(self):
+        return [dict(r) for r in self.conn.execute("SELECT * FROM alarms")]
+
+    def pin_failures(self, patron_hash):
+        r = self.conn.execute("SELECT count, blocked_until FROM pin_failures "
+                              "WHERE patron_hash=?", (patron_hash,)).fetchone()
+        return (r["count"], r["blocked_until"]) if r else (0, None)
+
+    def patron(self, patron_hash):
+        r = self.conn.execute("SELECT * FROM patrons WHERE patron_hash=?",
+                              (patron_hash,)).fetchone()
+        return dict(r) if r else None
+
+    def patron_count(self):
+        return self.conn.execute("SELECT count(*) FROM patrons").fetchone()[0]
+
+    def meta(self, key, default=None):
+        r = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return r["value"] if r else default
+
+    def outbox_depth(self):
+        return self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def outbox_batch(self, after_seq=0, limit=100, conn=None):
+        rows = (conn or self.conn).execute(
+            "SELECT * FROM outbox WHERE seq>? ORDER BY seq LIMIT ?", (after_seq, limit))
+        return [dict(r) for r in rows]
+
+    def audit_rows(self, *, since=None, until=None, compartment=None, action=None,
+                   limit=1000, conn=None):
+        sql, args = "SELECT * FROM audit WHERE 1=1", []
+        for clause, value in (("ts>=?", since), ("ts<?", until),
+                              ("compartment=?", compartment), ("action=?", action)):
+            if value is not None:
+                sql += " AND " + clause
+                args.append(value)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        return [dict(r) for r in (conn or self.conn).execute(sql, args)]
+
+    def close(self):
+        try:
+            self.conn.close()
+        except sqlite3.Error:
+            pass
+
+
+def _split_sql(script):
+    return [s.strip() for s in script.split(";") if s.strip()]
