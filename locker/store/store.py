@@ -20,6 +20,7 @@ import uuid
 from contextlib import contextmanager
 
 from bibbox.locker.domain.errors import StoreError
+from bibbox.locker.store import sqlite
 from bibbox.locker.domain.model import Compartment, Hold, HoldState, Item, Opening, OpenPurpose
 
 MIGRATIONS = [
@@ -230,27 +231,8 @@ class Store:
         return bool(info.f_flag & os.ST_RDONLY) or not os.access(directory, os.W_OK) \
             or info.f_bfree * info.f_frsize < 1024 * 1024
 
-    @staticmethod
-    def _connect_immutable(path):
-        from urllib.parse import quote
-        conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?immutable=1", uri=True,
-                               isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        return conn
-
-    @staticmethod
-    def _connect(path):
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                               timeout=10.0)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=10000")
-        if path != ":memory:":
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"could not enable WAL on {path} (got {mode})")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+    _connect_immutable = staticmethod(sqlite.connect_immutable)
+    _connect = staticmethod(sqlite.connect)
 
     def reader(self):
         """A separate connection for another thread (outbox sender, pages)."""
@@ -259,20 +241,7 @@ class Store:
         return self._connect(self.path)
 
     def _migrate(self):
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"database schema {version} is newer than this "
-                             f"software ({SCHEMA_VERSION}); upgrade bibbox")
-        for number in range(version, SCHEMA_VERSION):
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _split_sql(MIGRATIONS[number]):
-                    self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version={number + 1}")
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
+        sqlite.migrate(self.conn, MIGRATIONS, name="database")
 
     def ping(self):
         """A cheap read on this connection (the watchdog's store probe)."""
@@ -371,7 +340,3 @@ class Store:
             self.conn.close()
         except sqlite3.Error:
             pass
-
-
-def _split_sql(script):
-    return [s.strip() for s in script.split(";") if s.strip()]
