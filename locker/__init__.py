@@ -1,8 +1,12 @@
-"""Bibbox locker: the domain and the daemon.
+"""The locker itself, below every adapter (see docs/adr/0008-folders-are-layers.md).
 
-The domain modules here (model, pickup, alarms, controller core) do no I/O
-and import no adapter.  ``locker.store`` is the SQLite adapter the controller
-is handed; ``locker.wiring`` is the one module that knows every adapter.
+- ``domain/``: the rules (compartments, holds, patron sessions, doors,
+  alarms, views), typed messages and ports; no I/O;
+- ``app/``: the controller thread that owns the state, and the use cases;
+- ``store/``: SQLite, the only SQL in Bibbox.
+
+The adapters (``bibbox.hal``, ``bibbox.web``, ``bibbox.central``) and the
+composition root (``bibbox.daemon``) import from here, never the reverse.
 """
 
 __version__ = "0.1.0"

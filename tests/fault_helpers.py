@@ -21,7 +21,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
 
 from tests.domain_helpers import wait_until  # noqa: F401  (re-exported)
 
@@ -322,16 +321,3 @@ def pickup(daemon, patron):
     daemon.controller.post("kiosk", "cancel")
     wait_until(lambda: kiosk(daemon).get("screen") == "idle", 5, what="an idle kiosk")
     return numbers
-
-
-@pytest.fixture(autouse=True)
-def keep_root_logging():
-    """``locker.cli.main`` sets up logging for the process; put it back after
-    each test so no handler outlives the test's captured output.  Import this
-    fixture into a test module that calls ``main``."""
-    import logging
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])

@@ -18,7 +18,6 @@ from bibbox.daemon.config_file import load as load_config
 from bibbox.locker.domain import config as config_mod
 from bibbox.daemon import boot_config as firmware
 from bibbox.daemon.cli import main
-from tests.fault_helpers import keep_root_logging  # noqa: F401  (autouse)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"

@@ -7,7 +7,6 @@ import pytest
 
 from bibbox.daemon.cli import main
 from bibbox.daemon.cli_ops import render_status
-from tests.fault_helpers import keep_root_logging  # noqa: F401  (autouse)
 from tests.fault_helpers import alarms, free_port, place_hold, sim_daemon, wait_until
 
 

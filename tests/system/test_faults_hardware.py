@@ -11,8 +11,7 @@ import serial
 
 from bibbox.locker.domain.clock import FakeClock
 from bibbox.daemon.systemd import check_health
-from tests.fault_helpers import (alarms, get, keep_root_logging, kiosk, pickup,  # noqa: F401
-                                 place_hold, sim_daemon, wait_until)
+from tests.fault_helpers import alarms, get, kiosk, pickup, place_hold, sim_daemon, wait_until
 
 
 class Plug:

@@ -25,7 +25,7 @@ import re
 
 import pytest
 
-from tests.browser import Kiosk, browser, kiosk_page, make_demo  # noqa: F401
+from tests.browser import Kiosk
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
