@@ -84,7 +84,17 @@ def _run_until_signal(daemon):
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    daemon.start()
+    try:
+        daemon.start()
+    except (BibboxError, OSError) as exc:
+        # Whatever the start had begun (controller, reader, link, relays) is
+        # stopped, and every relay driven off, before we exit.
+        daemon.stop()
+        print(f"bibbox: could not start: {exc}; stopped, every relay off", file=sys.stderr)
+        return 1
+    except BaseException:
+        daemon.stop()
+        raise
     try:
         from bibbox.daemon.systemd import notify_ready, watchdog_loop
         notify_ready()

@@ -21,8 +21,12 @@ class WebServer:
 
     def __init__(self, app, host, port, threads=8):
         from waitress import create_server
-        self.server = create_server(app, host=host, port=port, threads=threads,
-                                    ident="bibbox", channel_timeout=60)
+        try:
+            self.server = create_server(app, host=host, port=port, threads=threads,
+                                        ident="bibbox", channel_timeout=60)
+        except OSError as exc:   # a port in use: say which one
+            raise OSError(exc.errno, f"cannot serve on {host}:{port}: "
+                                     f"{exc.strerror or exc}") from None
         self.host = host
         self.thread = threading.Thread(target=self.server.run, name=f"web-{self.port}",
                                        daemon=True)
