@@ -211,12 +211,12 @@ def safe_off(cfg, *, hold=True, which=shutil.which, run=subprocess.run):
     :class:`~locker.errors.HardwareError` if a relay could not be driven off."""
     if cfg.locker.simulated:
         return ["simulated locker: its relays live in the daemon process; nothing to drive"]
-    from bibbox.hal.pins import make_pin_factory
+    from bibbox.hal.pins import open_real_pin_factory
     from bibbox.hal.relays import drive_all_off
 
     from bibbox.daemon.bootstrap import relay_specs
     specs = relay_specs(cfg)
-    factory = make_pin_factory(cfg.hardware.pin_factory)
+    factory, _ = open_real_pin_factory(cfg.hardware.pin_factory)
     try:
         drive_all_off(specs, factory)
     finally:

@@ -126,8 +126,8 @@ class Daemon:
             self.simulator = SimulatedHardware(cfg)
             factory = self.simulator.factory
         else:
-            from bibbox.hal.pins import make_pin_factory
-            factory = make_pin_factory(cfg.hardware.pin_factory)
+            from bibbox.hal.pins import open_real_pin_factory
+            factory, _ = open_real_pin_factory(cfg.hardware.pin_factory)
         self.pin_factory = factory
         self.relays = RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,
                                 max_coils=cfg.timing.max_coils,

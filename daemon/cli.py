@@ -118,8 +118,22 @@ def cmd_check_config(args):
     if problems:
         print(ConfigError(problems), file=sys.stderr)
         return 2
+    if cfg.locker.simulated:
+        pins = "simulated"
+    else:
+        from bibbox.hal.pins import choose_pin_factory
+        try:
+            names, source = choose_pin_factory(cfg.hardware.pin_factory)
+        except BibboxError as exc:
+            print(f"{args.file}: {exc}", file=sys.stderr)
+            return 2
+        if "mock" in names:
+            print(f"{args.file}: pin factory 'mock' ({source}) on a locker that is not "
+                  "simulated", file=sys.stderr)
+            return 2
+        pins = f"{' or '.join(names)}, {source}"
     print(f"{args.file}: ok ({len(cfg.compartments)} compartments, "
-          f"reader {cfg.reader.framing}, pins {cfg.hardware.pin_factory})")
+          f"reader {cfg.reader.framing}, pins {pins})")
     return 0
 
 

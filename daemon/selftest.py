@@ -149,8 +149,9 @@ class Hardware:
             self.simulator = SimulatedHardware(cfg)
             factory = self.simulator.factory
         else:
-            from bibbox.hal.pins import make_pin_factory
-            factory = self.factory = make_pin_factory(cfg.hardware.pin_factory)
+            from bibbox.hal.pins import open_real_pin_factory
+            factory, _ = open_real_pin_factory(cfg.hardware.pin_factory)
+            self.factory = factory
         self.relays = self.doors = None
         try:
             self.relays = RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,

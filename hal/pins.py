@@ -1,4 +1,9 @@
-"""Choosing a gpiozero pin factory by name.
+"""Choosing a gpiozero pin factory for a real locker, and making one by name.
+
+:func:`open_real_pin_factory` follows gpiozero's own order: the environment
+variable ``GPIOZERO_PIN_FACTORY`` first, then ``hardware.pin_factory`` from
+the configuration, then detection (lgpio, then rpigpio).  Mock pins are for
+simulated lockers only: a real locker that would end up on them is refused.
 
 ``make_pin_factory(name)`` imports the backend lazily, so a box (or a test
 run) never needs libraries for backends it does not use.  Every failure to
@@ -10,10 +15,14 @@ raises ``ValueError``.
 """
 
 import importlib
+import os
 
 from bibbox.locker.domain.errors import HardwareError
 
 from bibbox.locker.domain.config import PIN_FACTORIES  # one list of names, shared with validation
+
+ENV_VAR = "GPIOZERO_PIN_FACTORY"
+DETECTION_ORDER = ("lgpio", "rpigpio")   # gpiozero's order among the backends we support
 
 # name -> (gpiozero module, factory class, pip extra of bibbox that pulls in the library)
 _BACKENDS = {
@@ -36,7 +45,7 @@ def make_pin_factory(name: str):
     returning, so "not a Raspberry Pi" fails here and not at the first pin.
     The caller owns the factory and should ``close()`` it.
     """
-    if name not in _BACKENDS:
+    if name not in _BACKENDS:   # "auto" is resolved by choose_pin_factory, not here
         raise ValueError(f"unknown pin factory {name!r}; expected one of {', '.join(PIN_FACTORIES)}")
     module_name, class_name, extra = _BACKENDS[name]
     install = f'pip install "{extra}"' if extra else "no extra library is needed"
@@ -70,3 +79,42 @@ def _close_quietly(factory):
         factory.close()
     except Exception:
         pass
+
+
+def choose_pin_factory(configured: str, environ=None) -> tuple[tuple[str, ...], str]:
+    """The factory names to try, in order, and where the choice came from.
+
+    ``GPIOZERO_PIN_FACTORY`` overrides ``configured``; ``"auto"`` (or empty)
+    means detection.  Raises HardwareError for an unknown name in the
+    environment (the configuration's names are validated with it)."""
+    environ = os.environ if environ is None else environ
+    from_env = environ.get(ENV_VAR, "").strip().lower()
+    if from_env:
+        if from_env not in _BACKENDS:
+            raise HardwareError(f"{ENV_VAR}={from_env!r} is not a pin factory Bibbox "
+                                f"supports ({', '.join(_BACKENDS)})")
+        return (from_env,), f"{ENV_VAR} in the environment"
+    if configured and configured != "auto":
+        return (configured,), "hardware.pin_factory"
+    return DETECTION_ORDER, "detected (lgpio, then rpigpio)"
+
+
+def open_real_pin_factory(configured: str, environ=None):
+    """Open the pin factory of a real (not simulated) locker, in gpiozero's
+    order (see :func:`choose_pin_factory`).  Returns ``(factory, name)``.
+
+    Raises HardwareError if the choice is ``mock`` (a real locker on mock
+    pins would report doors it cannot see and fire relays that do not
+    exist) or if no candidate starts; the message names each failure."""
+    names, source = choose_pin_factory(configured, environ)
+    if "mock" in names:
+        raise HardwareError(f"pin factory 'mock' ({source}) on a locker that is not "
+                            "simulated: it would drive no real pin; unset it or set "
+                            "locker.simulated = true")
+    failures = []
+    for name in names:
+        try:
+            return make_pin_factory(name), name
+        except HardwareError as exc:
+            failures.append(str(exc))
+    raise HardwareError(f"no pin factory could start ({source}): " + " | ".join(failures))

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from bibbox.locker.domain.errors import ConfigError
 
 # Facts shared with adapters; kept here so the domain need not import them.
-PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "native")
+# gpiozero's names; "auto" follows gpiozero's detection (lgpio, then rpigpio).
+# GPIOZERO_PIN_FACTORY in the environment overrides the file, as in gpiozero.
+PIN_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "native")
 READER_FRAMINGS = ("barcode", "magstripe", "rdm6300")
 KEYPAD_KINDS = ("none", "serial", "matrix")
 VERIFIERS = ("local", "central")
@@ -54,7 +56,8 @@ class SecretsSection:
 
 @dataclass(frozen=True)
 class HardwareSection:
-    pin_factory: str = _opt("mock", choices=PIN_FACTORIES)
+    pin_factory: str = _opt("auto", choices=PIN_FACTORIES,
+                            doc="mock only on a simulated locker")
     relay_active_high: bool = _opt(False, doc="relay boards are usually active-low")
     door_closed_when_low: bool = _opt(True, doc="reed switch to ground, pull-up")
     door_bounce_s: float = _opt(0.02, lo=0.0, hi=0.5)
@@ -253,6 +256,11 @@ def parse(data: dict, source: str = "") -> Config:
             problems.append("locker: missing section")
         else:
             sections[name] = cls()
+    hardware, locker = sections.get("hardware"), sections.get("locker")
+    if hardware is not None and locker is not None and hardware.pin_factory == "mock" \
+            and not locker.simulated:
+        problems.append("hardware.pin_factory: 'mock' drives no real pin; only a simulated "
+                        "locker (locker.simulated = true) may use it")
     raw = data.get("compartments")
     compartments = []
     if not isinstance(raw, list) or not raw:

@@ -41,7 +41,7 @@ def write_config(tmp_path, *, relays=(5,), doors=(17,), active_high=False, port=
                     f"door_pin = {d}\n" for i, (r, d) in enumerate(zip(relays, doors)))
     path = tmp_path / name
     path.write_text(f"""[locker]\nid = "t"\nstate_dir = "{tmp_path}/state"\n
-[hardware]\npin_factory = "mock"\nrelay_active_high = {str(active_high).lower()}\n
+[hardware]\npin_factory = "lgpio"\nrelay_active_high = {str(active_high).lower()}\n
 [reader]\nport = "{port}"\n\n{comps}""")
     return path
 

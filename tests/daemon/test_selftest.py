@@ -104,11 +104,14 @@ def test_a_door_that_reads_open_and_never_closes_is_stuck_open(sim, capsys, monk
 
 
 @pytest.fixture
-def mock_locker(tmp_path):
-    """A 'real' locker on mock pins: doors closed, locks that move nothing."""
+def mock_locker(tmp_path, monkeypatch):
+    """A 'real' locker whose lgpio factory hands out mock pins: doors closed,
+    locks that move nothing."""
+    from gpiozero.pins.mock import MockFactory
+    monkeypatch.setattr("bibbox.hal.pins.make_pin_factory", lambda name: MockFactory())
     path = tmp_path / "real.toml"
     path.write_text(f"""[locker]\nid = "real"\nstate_dir = "{tmp_path}/state"\n
-[hardware]\npin_factory = "mock"\n[web]\nkiosk_port = {free_port()}\n
+[hardware]\npin_factory = "lgpio"\n[web]\nkiosk_port = {free_port()}\n
 [timing]\npulse_s = 0.1\n
 [[compartments]]\nnumber = 1\nsize = "S"\nrelay_pin = 5\ndoor_pin = 17\n""")
     cfg = load_config(path)

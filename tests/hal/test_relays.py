@@ -389,7 +389,7 @@ def test_drive_all_off_tries_every_relay_and_reports_failures(factory):
 # -- pin factories (hal/pins.py) --------------------------------------------------
 
 def test_pin_factory_names():
-    assert PIN_FACTORIES == ("mock", "lgpio", "rpigpio", "native")
+    assert PIN_FACTORIES == ("auto", "mock", "lgpio", "rpigpio", "native")
     with pytest.raises(ValueError, match="unknown pin factory"):
         make_pin_factory("pigpio")
 
