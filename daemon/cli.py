@@ -221,6 +221,27 @@ def cmd_patrons_import(args):
     return 0
 
 
+def cmd_patrons_hash(args):
+    """The patron hash of each card number read from standard input, exactly
+    as the locker computes it (see PatronHash in docs/asyncapi.yaml).  A line
+    that is not a card number is reported by its line number only."""
+    cfg = load_or_exit(args.config)
+    from bibbox.daemon.secrets import load_site_key
+    from bibbox.locker.domain.errors import CardFormatError
+    from bibbox.locker.domain.identity import CardNumber, KeyedHasher
+    hasher = KeyedHasher(load_site_key(cfg))
+    bad = 0
+    for line_number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            print(hasher.patron(CardNumber.parse(line)))
+        except CardFormatError as exc:
+            bad += 1
+            print(f"line {line_number}: {exc}", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def cmd_keygen(args):
     from bibbox.daemon.secrets import create_site_key
     create_site_key(args.file)
@@ -250,6 +271,10 @@ def build_parser():
     s.add_argument("file")
     s.add_argument("--config", required=True)
     s.set_defaults(func=cmd_patrons_import)
+    s = psub.add_parser("hash", help="card numbers on standard input, one a line; their "
+                        "patron hashes on standard output (for the central system)")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_patrons_hash)
     s = sub.add_parser("keygen", help="create a site key file (mode 0600)")
     s.add_argument("file")
     s.set_defaults(func=cmd_keygen)
