@@ -3,10 +3,20 @@
 Wiring: reed switch between the pin and ground, internal pull-up on.  With
 ``closed_when_low`` (the default) a closed door pulls the pin low; set it
 False for switches that open when the door closes.
+
+Debouncing reports the *leading* edge.  gpiozero hands ``bounce_time`` to the
+backend, and on lgpio (every Pi 5, and Pi OS's RPi.GPIO shim) that becomes
+``gpio_set_debounce_micros``: an edge is reported only once the new level has
+been stable for the whole window, which adds the window to every door change.
+Here no bounce time reaches gpiozero: the first edge of a change is reported
+at once, the bounces inside the window after it are ignored, and at the end of
+the window the level is read again, so a door that settled the other way is
+still reported.  Debouncing adds no latency, and an idle door starts no timer.
 """
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -32,21 +42,28 @@ class DoorSensors:
 
     ``on_change(compartment, is_open)`` is called once for each real change
     of a door (never twice in a row with the same value), on gpiozero's
-    event thread; exceptions it raises are logged and ignored.  ``bounce_s``
-    is passed to gpiozero as ``bounce_time`` (backends apply it; the mock
-    pins ignore it).
+    event thread or, for a door that settled during a bounce window, on a
+    short timer thread; exceptions it raises are logged and ignored.
+    ``bounce_s`` is the window after a reported change in which further
+    edges are ignored (see the module's docstring); None or 0 turns it off.
     """
 
     def __init__(self, doors: Mapping[int, DoorSpec], pin_factory, *, bounce_s: float | None = 0.02,
-                 on_change: Callable[[int, bool], object] = lambda compartment, is_open: None):
+                 on_change: Callable[[int, bool], object] = lambda compartment, is_open: None,
+                 monotonic: Callable[[], float] = time.monotonic):
         self._specs = dict(doors)
         self._on_change = on_change
+        self._bounce_s = bounce_s or 0.0
+        self._monotonic = monotonic
         self._lock = threading.Lock()
+        self._quiet_until = {}        # compartment -> end of its bounce window
+        self._settle_timers = {}      # compartment -> Timer reading the level at that end
+        self._closed = False
         self._devices = {}
         try:
             for compartment, spec in self._specs.items():
                 self._devices[compartment] = DigitalInputDevice(
-                    spec.pin, pull_up=True, bounce_time=bounce_s, pin_factory=pin_factory)
+                    spec.pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
         except Exception as exc:
             self.close()
             raise HardwareError(
@@ -81,6 +98,12 @@ class DoorSensors:
 
     def close(self) -> None:
         """Stop callbacks and release the pins; afterwards every door reads "unknown".  Idempotent."""
+        with self._lock:
+            self._closed = True
+            timers = list(self._settle_timers.values())
+            self._settle_timers.clear()
+        for timer in timers:
+            timer.cancel()
         for compartment, device in self._devices.items():
             try:
                 device.close()
@@ -88,11 +111,46 @@ class DoorSensors:
                 log.exception("door sensor of compartment %s could not be released", compartment)
 
     def _changed(self, compartment, is_open):
+        """An edge from gpiozero: report it at once unless it is a bounce."""
         state = OPEN if is_open else CLOSED
         with self._lock:
+            if self._closed:
+                return
+            if self._monotonic() < self._quiet_until.get(compartment, 0.0):
+                return                      # a bounce; the window's end reads the level
             if self._last.get(compartment) == state:
                 return
             self._last[compartment] = state
+            self._start_window(compartment)
+        self._report(compartment, is_open)
+
+    def _start_window(self, compartment):
+        """Ignore edges for ``bounce_s``, then read the level once (lock held)."""
+        if not self._bounce_s:
+            return
+        self._quiet_until[compartment] = self._monotonic() + self._bounce_s
+        timer = threading.Timer(self._bounce_s, self._window_ended, (compartment,))
+        timer.name = f"door-{compartment}-settle"
+        timer.daemon = True
+        old = self._settle_timers.get(compartment)
+        self._settle_timers[compartment] = timer
+        if old is not None:
+            old.cancel()
+        timer.start()
+
+    def _window_ended(self, compartment):
+        """The bounce window is over: if the door settled the other way, report it."""
+        state = self.read(compartment)
+        with self._lock:
+            self._settle_timers.pop(compartment, None)
+            self._quiet_until.pop(compartment, None)
+            if self._closed or state == UNKNOWN or self._last.get(compartment) == state:
+                return
+            self._last[compartment] = state
+            self._start_window(compartment)
+        self._report(compartment, state == OPEN)
+
+    def _report(self, compartment, is_open):
         try:
             self._on_change(compartment, is_open)
         except Exception:

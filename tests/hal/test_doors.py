@@ -36,6 +36,7 @@ def make_sensors(factory, changes):
 
     def make(doors, **kwargs):
         kwargs.setdefault("on_change", lambda c, is_open: changes.append((c, is_open)))
+        kwargs.setdefault("bounce_s", 0)   # debouncing has tests of its own below
         sensors = DoorSensors(doors, factory, **kwargs)
         made.append(sensors)
         return sensors
@@ -113,3 +114,65 @@ def test_unknown_compartment_and_bad_pin_raise_hardware_error(factory, make_sens
     with pytest.raises(HardwareError, match="compartment 2"):
         DoorSensors({1: DoorSpec(6), 2: DoorSpec("GPIO99")}, factory)
     DigitalInputDevice(6, pin_factory=factory).close()  # the sensor made first was released
+
+
+# -- leading-edge debouncing -----------------------------------------------------------
+
+def bounce(pin, final_low, times=4):
+    """A reed switch closing or opening: the level chatters, then settles."""
+    for _ in range(times):
+        (pin.drive_low if final_low else pin.drive_high)()
+        (pin.drive_high if final_low else pin.drive_low)()
+    (pin.drive_low if final_low else pin.drive_high)()
+
+
+def test_a_bouncing_change_is_reported_once_on_its_leading_edge(factory, make_sensors, changes):
+    sensors = make_sensors({1: DoorSpec(5)}, bounce_s=0.2)
+    pin = factory.pin(5)
+    pin.drive_low()                       # settle: door closed
+    wait_for(lambda: not sensors._settle_timers)
+    changes.clear()
+    bounce(pin, final_low=False)          # opens, chattering
+    # reported inside the first drive_*: no wait for the window
+    assert changes == [(1, True)]
+    wait_for(lambda: not sensors._settle_timers)
+    assert changes == [(1, True)]         # the bounces were not reported
+
+
+def test_a_door_that_settles_the_other_way_inside_the_window_is_reported(
+        factory, make_sensors, changes):
+    sensors = make_sensors({1: DoorSpec(5)}, bounce_s=0.1)
+    pin = factory.pin(5)
+    pin.drive_low()
+    wait_for(lambda: not sensors._settle_timers)
+    changes.clear()
+    pin.drive_high()                      # opened...
+    pin.drive_low()                       # ...and shut again within the window
+    assert changes == [(1, True)]
+    wait_for(lambda: changes == [(1, True), (1, False)])
+
+
+def test_without_a_bounce_window_every_change_is_reported_and_no_timer_starts(
+        factory, make_sensors, changes):
+    sensors = make_sensors({1: DoorSpec(5)}, bounce_s=0)
+    pin = factory.pin(5)
+    pin.drive_low()
+    changes.clear()
+    pin.drive_high()
+    pin.drive_low()
+    assert changes == [(1, True), (1, False)] and not sensors._settle_timers
+
+
+def test_no_bounce_time_reaches_the_backend(factory, make_sensors):
+    make_sensors({1: DoorSpec(5)}, bounce_s=0.05)
+    assert factory.pin(5).bounce is None  # lgpio would delay every edge by it
+
+
+def wait_for(predicate, timeout=3.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")
