@@ -14,6 +14,13 @@ import threading
 
 log = logging.getLogger("bibbox.web")
 
+# waitress's loop wakes every asyncore_loop_timeout seconds (default 1) only
+# to close idle keep-alive connections after channel_timeout; every request,
+# response and stop wakes it through its trigger.  An idle locker should not
+# wake once a second for that: an idle connection is closed up to this much
+# later instead.
+LOOP_TIMEOUT_S = 300
+
 
 class WebServer:
     """One waitress server on ``host:port`` (0 = any free port), run on a
@@ -23,7 +30,8 @@ class WebServer:
         from waitress import create_server
         try:
             self.server = create_server(app, host=host, port=port, threads=threads,
-                                        ident="bibbox", channel_timeout=60)
+                                        ident="bibbox", channel_timeout=60,
+                                        asyncore_loop_timeout=LOOP_TIMEOUT_S)
         except OSError as exc:   # a port in use: say which one
             raise OSError(exc.errno, f"cannot serve on {host}:{port}: "
                                      f"{exc.strerror or exc}") from None
