@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from bibbox.daemon.cli_staff import add_staff_commands
-from bibbox.web.accounts import Accounts, load_or_create_secret, verify_password
+from bibbox.daemon.bootstrap import open_staff_accounts
+from bibbox.web.staff.accounts import verify_password
 
 
 def run(argv, stdin="", monkeypatch=None):
@@ -28,7 +29,7 @@ def run(argv, stdin="", monkeypatch=None):
 
 
 def accounts(state_dir):
-    return Accounts.for_state_dir(str(state_dir), secret=load_or_create_secret(str(state_dir)))
+    return open_staff_accounts(str(state_dir))
 
 
 def test_add_list_passwd_remove(tmp_path, monkeypatch, capsys):
@@ -91,9 +92,7 @@ def test_getpass_asks_twice(tmp_path, monkeypatch, capsys):
     assert "differ" in capsys.readouterr().err
     answers = iter(["same password!!", "same password!!"])
     assert run(["staff", "add", "carl", "--state-dir", str(tmp_path)]) == 0
-    row = accounts(tmp_path)._conn().execute(
-        "SELECT pw_hash FROM staff WHERE name='carl'").fetchone()
-    assert verify_password("same password!!", row[0])
+    assert verify_password("same password!!", accounts(tmp_path).store.password_hash("carl"))
 
 
 def test_unlock_and_config_file(tmp_path, monkeypatch):
