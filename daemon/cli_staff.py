@@ -8,10 +8,11 @@
 
 Accounts live in ``<state_dir>/staff.db``, opened as the daemon opens them
 (:func:`bibbox.daemon.bootstrap.open_staff_accounts`; the rules are
-:mod:`bibbox.web.staff.accounts`); a running daemon sees changes at once.  Passwords are asked twice with
-getpass, or read as one line from standard input with ``--password-stdin``
-(for scripts).  Each change is also written to the locker's audit log with
-the actor ``cli:<os user>``.  Exit codes: 0 ok, 1 refused, 2 bad usage.
+:mod:`bibbox.web.staff.accounts`); a running daemon sees changes at once.
+Passwords are asked twice with getpass, or read as one line from standard
+input with ``--password-stdin`` (for scripts).  Each change is also written
+to the locker's audit log with the actor ``cli:<os user>``.  Exit codes: 0
+ok, 1 refused, 2 bad usage.
 """
 
 from __future__ import annotations

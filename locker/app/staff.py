@@ -7,9 +7,10 @@ name and never sees the :class:`Locker`.  It reads the locker only through
 the locker's public methods and its readable ``holds``, ``openings``,
 ``doors``, ``alarms``, ``compartments``, ``store``, ``hasher`` and ``cfg``.
 
-Two reads do not run on the controller thread: the audit log and "is this
-a patron's card?" read the database through a connection of the calling
-thread (:meth:`Store.reader`), so a long audit query never stalls the doors.
+Three things do not run on the controller thread: hashing a card (the
+locker's hasher is immutable), and the two reads of the audit log and of
+"is this a patron's card?", which use a database connection of the calling
+thread (``store.reader()``), so a long audit query never stalls the doors.
 
 Commands naming a compartment take ``fp``, the fingerprint of the
 compartment as the page showed it (:func:`fingerprint`); a compartment that
