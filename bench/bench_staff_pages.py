@@ -111,6 +111,7 @@ def main(argv=None):
     logging.disable(logging.WARNING)   # the alarms raised while building
     import psutil
 
+    from bibbox.daemon.bootstrap import open_staff_accounts
     from bibbox.web.app import create_app
     proc = psutil.Process()
     rss0 = proc.memory_info().rss
@@ -125,7 +126,9 @@ def main(argv=None):
             for column in ("compartment", "action", "actor"):
                 store.conn.execute(f"CREATE INDEX IF NOT EXISTS audit_{column} ON audit ({column}, id)")
             print("with the proposed audit indexes")
-        app = create_app(controller=controller, cfg=cfg, parts=("staff",))
+        accounts = open_staff_accounts(state_dir, clock=controller.clock)
+        app = create_app(controller=controller, cfg=cfg, parts=("staff",),
+                         staff_accounts=accounts, staff_secret=accounts.secret)
         app.extensions["bibbox"]["staff"].accounts.add("bench", PASSWORD, "admin")
         client = app.test_client()
         client.environ_base.update({"wsgi.url_scheme": "https", "REMOTE_ADDR": "10.0.0.9"})

@@ -37,8 +37,23 @@ def door_specs(cfg):
             for c in cfg.compartments}
 
 
+DATABASE_FILE = "bibbox.db"
+
+
 def database_path(cfg):
-    return os.path.join(cfg.locker.state_dir, "bibbox.db")
+    return os.path.join(cfg.locker.state_dir, DATABASE_FILE)
+
+
+def open_staff_accounts(state_dir, *, clock=None):
+    """The staff page's accounts in ``<state_dir>/staff.db`` (migrated),
+    keyed with the staff secret ``<state_dir>/staff-secret`` (made on first
+    use; ``.secret`` of the result).  The daemon and ``bibbox staff`` open
+    them the same way."""
+    from bibbox.daemon.secrets import load_or_create_staff_secret
+    from bibbox.locker.store.accounts import AccountStore
+    from bibbox.web.staff.accounts import Accounts
+    secret = load_or_create_staff_secret(state_dir)
+    return Accounts(AccountStore.in_state_dir(state_dir), clock=clock, secret=secret)
 
 
 LOCK_NAME = "bibbox.lock"
@@ -207,6 +222,9 @@ class Daemon:
 
         def make(parts, **kwargs):
             try:
+                if "staff" in parts:
+                    accounts = open_staff_accounts(cfg.locker.state_dir, clock=self.clock)
+                    kwargs.update(staff_accounts=accounts, staff_secret=accounts.secret)
                 return create_app(controller=self.controller, cfg=cfg, parts=parts, **kwargs)
             except Exception as exc:   # e.g. its account database on a full or read-only disk
                 if "staff" not in parts:
@@ -214,6 +232,8 @@ class Daemon:
                 log.critical("the staff page could not start (%s: %s); serving without it",
                              type(exc).__name__, exc)
                 rest = tuple(p for p in parts if p != "staff")
+                kwargs.pop("staff_accounts", None)
+                kwargs.pop("staff_secret", None)
                 return make(rest, **kwargs) if rest else None
 
         if cfg.locker.simulated:

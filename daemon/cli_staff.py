@@ -6,11 +6,13 @@
     bibbox staff passwd NAME [--password-stdin]        (--config FILE | --state-dir DIR)
     bibbox staff unlock NAME                           (--config FILE | --state-dir DIR)
 
-Accounts live in ``<state_dir>/staff.db`` (see :mod:`web.accounts`); a
-running daemon sees changes at once.  Passwords are asked twice with
-getpass, or read as one line from standard input with ``--password-stdin``
-(for scripts).  Each change is also written to the locker's audit log with
-the actor ``cli:<os user>``.  Exit codes: 0 ok, 1 refused, 2 bad usage.
+Accounts live in ``<state_dir>/staff.db``, opened as the daemon opens them
+(:func:`bibbox.daemon.bootstrap.open_staff_accounts`; the rules are
+:mod:`bibbox.web.staff.accounts`); a running daemon sees changes at once.
+Passwords are asked twice with getpass, or read as one line from standard
+input with ``--password-stdin`` (for scripts).  Each change is also written
+to the locker's audit log with the actor ``cli:<os user>``.  Exit codes: 0
+ok, 1 refused, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -70,13 +72,14 @@ def _state_dir(args):
 
 
 def _accounts(args):
-    from bibbox.web.accounts import Accounts, load_or_create_secret
+    from bibbox.daemon.bootstrap import open_staff_accounts
     state_dir = _state_dir(args)
-    return Accounts.for_state_dir(state_dir, secret=load_or_create_secret(state_dir)), state_dir
+    return open_staff_accounts(state_dir), state_dir
 
 
 def _audit(state_dir, action, detail):
     """Record an account change in the locker's audit log (best effort)."""
+    from bibbox.daemon.bootstrap import DATABASE_FILE
     from bibbox.locker.domain.clock import SystemClock
     from bibbox.locker.store import Store
     try:
@@ -84,7 +87,7 @@ def _audit(state_dir, action, detail):
     except Exception:
         user = str(os.getuid())
     try:
-        store = Store(os.path.join(state_dir, "bibbox.db"), clock=SystemClock())
+        store = Store(os.path.join(state_dir, DATABASE_FILE), clock=SystemClock())
         try:
             with store.unit() as unit:
                 unit.audit(f"cli:{user}"[:64], action, detail=detail)
@@ -95,7 +98,7 @@ def _audit(state_dir, action, detail):
 
 
 def _read_password(args, confirm=True):
-    from bibbox.web.accounts import AccountError, check_password_text
+    from bibbox.web.staff.accounts import AccountError, check_password_text
     if args.password_stdin:
         line = sys.stdin.readline()
         password = line[:-1] if line.endswith("\n") else line
@@ -109,7 +112,7 @@ def _read_password(args, confirm=True):
 
 
 def _run(fn):
-    from bibbox.web.accounts import AccountError
+    from bibbox.web.staff.accounts import AccountError
     try:
         return fn()
     except AccountError as exc:
@@ -119,7 +122,7 @@ def _run(fn):
 
 def cmd_add(args):
     def run():
-        from bibbox.web.accounts import check_name
+        from bibbox.web.staff.accounts import check_name
         name = check_name(args.name)
         accounts, state_dir = _accounts(args)
         if accounts.get(name) is not None:

@@ -4,6 +4,7 @@ The site key (for the keyed hash of card numbers) is looked up in order:
 ``BIBBOX_SITE_KEY`` (hex), ``BIBBOX_SITE_KEY_FILE``, systemd's
 ``$CREDENTIALS_DIRECTORY/site-key``, then ``secrets.site_key_file`` from the
 config.  A key file must not be readable by group or others (mode 0600).
+The staff page's secret is made on first use in the state directory.
 """
 
 from __future__ import annotations
@@ -75,3 +76,30 @@ def create_site_key(path: str) -> None:
         raise SecretError(f"{path} exists already; not overwriting a site key") from None
     with os.fdopen(fd, "w") as fh:
         fh.write(_secrets.token_hex(32) + "\n")
+
+
+STAFF_SECRET_FILE = "staff-secret"
+
+
+def load_or_create_staff_secret(state_dir) -> bytes:
+    """The staff page's secret (Flask's ``secret_key``, the key of its CSRF
+    tokens and of the hashed names of failed logins): 32 random bytes in
+    ``<state_dir>/staff-secret``, created 0600 on first use, refused when
+    group or others may read it."""
+    path = os.path.join(state_dir, STAFF_SECRET_FILE)
+    os.makedirs(state_dir, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_secrets.token_hex(32) + "\n")
+    raw = read_secret_file(path, "staff secret").strip()
+    try:
+        key = bytes.fromhex(raw.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        key = raw
+    if len(key) < 16:
+        raise SecretError(f"staff secret {path} is shorter than 16 bytes")
+    return key

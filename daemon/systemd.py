@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import sys
 
 from bibbox.locker.domain.errors import CommandError
+from bibbox.locker.domain.patterns import CPR_IN_TEXT_RE
 
 log = logging.getLogger("bibbox.systemd")
 
@@ -205,7 +205,7 @@ def stdout_is_journal(stream=None, env=None) -> bool:
 
 
 # Anything CPR-shaped (DDMMYY-NNNN, dash optional) is blanked in a log line.
-CPR_SHAPED = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
+CPR_SHAPED = CPR_IN_TEXT_RE
 
 
 class BibboxFormatter(logging.Formatter):

@@ -7,44 +7,32 @@ address it is served on); the ``/sim`` surface exists only in simulation.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
 
 from bibbox.locker.domain.errors import BibboxError, CommandError
+from bibbox.web.http import MAX_BODY_BYTES
 
 log = logging.getLogger("bibbox.web")
-MAX_BODY_BYTES = 64 * 1024
+__all__ = ["MAX_BODY_BYTES", "create_app"]
 
 
-def is_loopback(address):
-    try:
-        return ipaddress.ip_address(address or "").is_loopback
-    except ValueError:
-        return False
-
-
-def json_body(required=()):
-    """The request's JSON object, or a CommandError naming what is wrong."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise CommandError("bad_request", "the body must be a JSON object")
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise CommandError("bad_request", "missing field(s): " + ", ".join(missing))
-    return data
-
-
-def create_app(*, controller, cfg, simulator=None, parts=("kiosk", "sim")):
+def create_app(*, controller, cfg, simulator=None, parts=("kiosk", "sim"),
+               staff_accounts=None, staff_secret=None):
     """Build the app.  ``parts`` names the blueprints to mount: ``kiosk``
     (+ its API), ``sim`` (only with a simulator; refused otherwise) and
-    ``staff``."""
+    ``staff``, which needs ``staff_accounts`` (a
+    :class:`bibbox.web.staff.accounts.Accounts`) and ``staff_secret`` (its
+    CSRF and session key, at least 16 bytes), both made by the daemon."""
+    if "staff" in parts and (staff_accounts is None or not staff_secret):
+        raise ValueError("the staff page needs staff_accounts and staff_secret")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["bibbox"] = {"controller": controller, "cfg": cfg,
-                                "simulator": simulator}
+                                "simulator": simulator, "staff_accounts": staff_accounts,
+                                "staff_secret": staff_secret}
 
     @app.errorhandler(CommandError)
     def command_error(exc):
@@ -77,6 +65,6 @@ def create_app(*, controller, cfg, simulator=None, parts=("kiosk", "sim")):
         from bibbox.web.sim import sim_blueprint
         app.register_blueprint(sim_blueprint(simulator))
     if "staff" in parts:
-        from bibbox.web.staff import staff  # issue 3
+        from bibbox.web.staff import staff
         app.register_blueprint(staff)
     return app

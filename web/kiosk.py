@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 
 from bibbox.locker.domain.errors import CommandError
 
-from bibbox.web.app import is_loopback, json_body
+from bibbox.web.http import is_loopback, json_body
 
 LONG_POLL_S = 20.0
 kiosk = Blueprint("kiosk", __name__)

@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from bibbox.locker.domain.errors import CommandError
 
-from bibbox.web.app import is_loopback, json_body
+from bibbox.web.http import is_loopback, json_body
 
 
 def sim_blueprint(simulator):

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 
 from bibbox.locker.domain.errors import CommandError
 from bibbox.locker.domain.identity import pseudonym
 from bibbox.locker.domain.model import EventType, Hold, HoldState, Item, OpenPurpose, DoorState
+from bibbox.locker.domain.patterns import HEX64_RE, HOLD_ID_RE, MAX_ITEMS
 
 log = logging.getLogger("bibbox.locker")
-_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
-_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-MAX_ITEMS = 50
 
 
 def _text(value, name, max_len=200, required=True):
@@ -76,10 +73,10 @@ class CommandsMixin:
         if not isinstance(spec, dict):
             raise CommandError("bad_argument", "a hold must be an object")
         hold_id = spec.get("hold_id")
-        if not isinstance(hold_id, str) or not _ID_RE.match(hold_id):
+        if not isinstance(hold_id, str) or not HOLD_ID_RE.match(hold_id):
             raise CommandError("bad_argument", "hold_id must be 1-64 letters, digits or ._:-")
         patron_hash = spec.get("patron_hash")
-        if not isinstance(patron_hash, str) or not _HASH_RE.match(patron_hash):
+        if not isinstance(patron_hash, str) or not HEX64_RE.match(patron_hash):
             raise CommandError("bad_argument",
                                "patron_hash must be the 64-hex keyed hash of the card")
         items = spec.get("items")
@@ -103,7 +100,7 @@ class CommandsMixin:
         _text(pickup_number, "pickup_number", 16)
         code_hash = spec.get("pickup_code_hash")
         if code_hash is not None and (not isinstance(code_hash, str) or
-                                      not _HASH_RE.match(code_hash)):
+                                      not HEX64_RE.match(code_hash)):
             raise CommandError("bad_argument", "pickup_code_hash must be 64 hex")
         return Hold(id=hold_id, patron_hash=patron_hash, items=tuple(parsed),
                     pickup_number=str(pickup_number),

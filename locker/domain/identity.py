@@ -12,6 +12,7 @@ import hmac
 import re
 
 from bibbox.locker.domain.errors import CardFormatError, SecretError
+from bibbox.locker.domain.patterns import CPR_RE
 
 _CARD_RE = re.compile(r"^[0-9A-Za-z-]{4,32}$")
 _PIN_RE = re.compile(r"^[0-9]{4}$")
@@ -51,7 +52,7 @@ class CardNumber(_Hidden):
         if not isinstance(text, str):
             raise CardFormatError("card number must be text")
         cleaned = text.strip().replace(" ", "").upper()
-        if re.fullmatch(r"\d{6}-\d{4}", cleaned):
+        if CPR_RE.match(cleaned):
             cleaned = cleaned.replace("-", "")
         if not _CARD_RE.match(cleaned):
             raise CardFormatError(

@@ -325,18 +325,31 @@ class Store:
 
     def audit_rows(self, *, since=None, until=None, compartment=None, action=None,
                    limit=1000, conn=None):
-        sql, args = "SELECT * FROM audit WHERE 1=1", []
-        for clause, value in (("ts>=?", since), ("ts<?", until),
-                              ("compartment=?", compartment), ("action=?", action)):
-            if value is not None:
-                sql += " AND " + clause
-                args.append(value)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        return [dict(r) for r in (conn or self.conn).execute(sql, args)]
+        filters = {key: value for key, value in (("since", since), ("until", until),
+                                                 ("compartment", compartment))
+                   if value is not None}
+        if action is not None:
+            filters["actions"] = (action,)
+        return self.audit_page(filters, limit, conn=conn)
 
     def close(self):
         try:
             self.conn.close()
         except sqlite3.Error:
             pass
+
+    # -- the staff page's reads (queries in bibbox.locker.store.audit) ------------
+    def audit_page(self, filters, limit, *, conn=None):
+        """At most ``limit`` audit rows matching ``filters``, newest first."""
+        from bibbox.locker.store import audit
+        return audit.audit_page(conn or self.conn, filters, limit)
+
+    def audit_rows_for_csv(self, filters, *, conn=None):
+        """Every audit row matching ``filters``, newest first (a generator)."""
+        from bibbox.locker.store import audit
+        return audit.audit_rows_all(conn or self.conn, filters)
+
+    def patron_known(self, patron_hash, *, conn=None):
+        """Is ``patron_hash`` a local patron or the patron of any hold?"""
+        from bibbox.locker.store import audit
+        return audit.patron_known(conn or self.conn, patron_hash)

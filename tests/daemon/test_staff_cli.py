@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from bibbox.daemon.cli_staff import add_staff_commands
-from bibbox.web.accounts import Accounts, load_or_create_secret, verify_password
+from bibbox.daemon.bootstrap import open_staff_accounts
+from bibbox.web.staff.accounts import verify_password
 
 
 def run(argv, stdin="", monkeypatch=None):
@@ -28,7 +29,7 @@ def run(argv, stdin="", monkeypatch=None):
 
 
 def accounts(state_dir):
-    return Accounts.for_state_dir(str(state_dir), secret=load_or_create_secret(str(state_dir)))
+    return open_staff_accounts(str(state_dir))
 
 
 def test_add_list_passwd_remove(tmp_path, monkeypatch, capsys):
@@ -91,9 +92,7 @@ def test_getpass_asks_twice(tmp_path, monkeypatch, capsys):
     assert "differ" in capsys.readouterr().err
     answers = iter(["same password!!", "same password!!"])
     assert run(["staff", "add", "carl", "--state-dir", str(tmp_path)]) == 0
-    row = accounts(tmp_path)._conn().execute(
-        "SELECT pw_hash FROM staff WHERE name='carl'").fetchone()
-    assert verify_password("same password!!", row[0])
+    assert verify_password("same password!!", accounts(tmp_path).store.password_hash("carl"))
 
 
 def test_unlock_and_config_file(tmp_path, monkeypatch):
@@ -109,3 +108,43 @@ def test_unlock_and_config_file(tmp_path, monkeypatch):
     assert a.login("anna", "correct horse battery", "10.1.1.1").code == "locked"
     assert run(["staff", "unlock", "anna", "--config", str(conf)]) == 0
     assert a.login("anna", "correct horse battery", "10.1.1.1").session is not None
+
+
+# staff.db as it was written before its schema had a version (user_version 0)
+UNVERSIONED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS staff (name TEXT PRIMARY KEY, role TEXT NOT NULL,
+    pw_hash TEXT NOT NULL, created_at REAL NOT NULL, pw_changed_at REAL NOT NULL,
+    last_login REAL);
+CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, name TEXT NOT NULL,
+    created_at REAL NOT NULL, last_seen REAL NOT NULL, address TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS sessions_name ON sessions (name);
+CREATE TABLE IF NOT EXISTS login_failures (ts REAL NOT NULL, who TEXT NOT NULL,
+    address TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS login_failures_who ON login_failures (who, ts);
+CREATE INDEX IF NOT EXISTS login_failures_addr ON login_failures (address, ts);
+CREATE TABLE IF NOT EXISTS lockouts (kind TEXT NOT NULL, key TEXT NOT NULL,
+    until REAL NOT NULL, PRIMARY KEY (kind, key));
+"""
+
+
+def test_a_staff_db_from_before_schema_versions_opens_and_migrates(tmp_path, capsys):
+    import sqlite3
+
+    from bibbox.locker.store.accounts import SCHEMA_VERSION
+    from bibbox.web.staff.accounts import hash_password
+    path = tmp_path / "staff.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(UNVERSIONED_SCHEMA)
+    conn.execute("INSERT INTO staff VALUES ('anna','admin',?,1.0,1.0,NULL)",
+                 (hash_password("correct horse battery"),))
+    conn.commit()
+    conn.close()
+    os.chmod(path, 0o600)
+    assert run(["staff", "list", "--state-dir", str(tmp_path)]) == 0
+    assert "anna" in capsys.readouterr().out
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 1
+    conn.close()
+    a = accounts(tmp_path)
+    assert a.get("anna").role == "admin"
+    assert a.login("anna", "correct horse battery", "10.0.0.1").session is not None

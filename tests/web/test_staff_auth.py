@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from tests.domain_helpers import Rig
+from bibbox.daemon.bootstrap import open_staff_accounts
 from bibbox.web.app import create_app
 
 PASSWORD = "correct horse battery"
@@ -63,7 +64,9 @@ class StaffClient:
 def make_staff_app(tmp_path, **sections):
     rig = Rig(tmp_path, **sections)
     rig.start()
-    app = create_app(controller=rig.controller, cfg=rig.cfg, parts=("staff",))
+    staff_accounts = open_staff_accounts(rig.cfg.locker.state_dir, clock=rig.controller.clock)
+    app = create_app(controller=rig.controller, cfg=rig.cfg, parts=("staff",),
+                     staff_accounts=staff_accounts, staff_secret=staff_accounts.secret)
     accounts = app.extensions["bibbox"]["staff"].accounts
     accounts.add("anna", PASSWORD, "admin")
     accounts.add("bob", OTHER_PASSWORD, "staff")

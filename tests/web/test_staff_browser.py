@@ -111,11 +111,9 @@ def in_browser(scenario, timeout=300):
 
 @pytest.fixture
 def demo_locker(make_demo):  # noqa: F811
-    from bibbox.web.accounts import Accounts, load_or_create_secret
+    from bibbox.daemon.bootstrap import open_staff_accounts
     daemon = make_demo(clock=FakeClock())
-    state_dir = daemon.cfg.locker.state_dir
-    Accounts.for_state_dir(state_dir, secret=load_or_create_secret(state_dir)).add(
-        "anna", PASSWORD, "admin")
+    open_staff_accounts(daemon.cfg.locker.state_dir).add("anna", PASSWORD, "admin")
     # start from an empty locker: take the demo's seeded holds out
     daemon.controller.call(lambda l: [l.confirm_removed(n, "setup", "test setup")
                                       for n in sorted({h.compartment for h in l.holds.values()})])

@@ -1,14 +1,14 @@
-"""Staff accounts, sessions and login throttling, in ``<state_dir>/staff.db``.
+"""Staff accounts, sessions and login throttling: the rules.
 
-A SQLite file of its own (mode 0600), apart from the locker's database, so
-the locker schema never changes for the staff page.  Contract:
+Persistence is :class:`bibbox.locker.store.accounts.AccountStore`
+(``<state_dir>/staff.db``); this module holds the policy:
 
 - Passwords are stored as scrypt hashes (stdlib ``hashlib.scrypt``,
   n=2**14, r=8, p=1, 16-byte random salt, 32-byte key), encoded
   ``scrypt$16384$8$1$<salt b64>$<key b64>`` so the cost can be raised later
   and old hashes still verify.  Passwords are never stored or logged.
 - A session is a random 256-bit id that only the browser's cookie holds; the
-  table keeps its SHA-256, so a copy of this file cannot be replayed as a
+  store keeps its SHA-256, so a copy of the file cannot be replayed as a
   login.  Every login makes a new id (the old one, if sent, is deleted);
   logout, ``passwd`` and ``remove`` delete sessions server-side at once.
 - Sessions end after ``idle_s`` without a request or ``max_s`` after login,
@@ -16,12 +16,12 @@ the locker schema never changes for the staff page.  Contract:
 - Failed logins are counted per account and per source address: ``limit``
   failures within ``window_s`` lock that account *and* that address for
   ``lock_s``.  While locked even the right password is refused.  Account
-  names are kept only as a keyed hash in the failure table, so a password
-  typed into the name field is never stored.
-- Every method opens and closes its own short transaction; instances are
-  safe to share between threads (one connection per thread).
+  names are kept only as a keyed hash (with ``secret``) in the failure
+  table, so a password typed into the name field is never stored.
+- Every method is one short transaction; instances are safe to share
+  between threads.
 
-Nothing here imports Flask: the CLI uses it too.
+Nothing here imports Flask: ``bibbox staff`` (the CLI) uses it too.
 """
 
 from __future__ import annotations
@@ -32,12 +32,10 @@ import hmac
 import os
 import re
 import secrets
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 
-from bibbox.locker.domain.errors import BibboxError, SecretError
+from bibbox.locker.domain.errors import BibboxError
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2 ** 14, 8, 1, 32
 MIN_PASSWORD, MAX_PASSWORD = 10, 1024
@@ -50,41 +48,6 @@ FAIL_WINDOW_S = 15 * 60
 LOCK_S = 15 * 60
 IDLE_S = 30 * 60
 MAX_S = 12 * 3600
-
-SECRET_FILE = "staff-secret"
-DB_FILE = "staff.db"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS staff (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    pw_hash TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    pw_changed_at REAL NOT NULL,
-    last_login REAL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id_hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    last_seen REAL NOT NULL,
-    address TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS sessions_name ON sessions (name);
-CREATE TABLE IF NOT EXISTS login_failures (
-    ts REAL NOT NULL,
-    who TEXT NOT NULL,
-    address TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS login_failures_who ON login_failures (who, ts);
-CREATE INDEX IF NOT EXISTS login_failures_addr ON login_failures (address, ts);
-CREATE TABLE IF NOT EXISTS lockouts (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    until REAL NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-"""
 
 
 class AccountError(BibboxError, ValueError):
@@ -185,93 +148,33 @@ def check_name(name):
     return name
 
 
-# -- the secret key --------------------------------------------------------------
-def load_or_create_secret(state_dir) -> bytes:
-    """The staff page's secret (Flask's ``secret_key`` and the key for CSRF
-    tokens): 32 random bytes in ``<state_dir>/staff-secret``, created 0600
-    on first use, refused when group or others may read it."""
-    from bibbox.daemon.secrets import read_secret_file
-    path = os.path.join(state_dir, SECRET_FILE)
-    os.makedirs(state_dir, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-    raw = read_secret_file(path, "staff secret").strip()
-    try:
-        key = bytes.fromhex(raw.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
-        key = raw
-    if len(key) < 16:
-        raise SecretError(f"staff secret {path} is shorter than 16 bytes")
-    return key
-
-
-# -- the store -------------------------------------------------------------------
+# -- the rules over the store ------------------------------------------------------
 class _WallClock:
     def wall(self):
         return time.time()
 
 
 class Accounts:
-    """Staff accounts and sessions in ``path`` (see the module docstring).
-    ``clock`` needs ``wall()``; ``secret`` keys the hashed names of failed
-    attempts."""
+    """Staff accounts and sessions kept in ``store`` (an
+    :class:`~bibbox.locker.store.accounts.AccountStore`; see the module
+    docstring).  ``clock`` needs ``wall()``; ``secret`` keys the hashed
+    names of failed attempts."""
 
-    def __init__(self, path, *, clock=None, secret=b"", idle_s=IDLE_S, max_s=MAX_S,
+    def __init__(self, store, *, clock=None, secret=b"", idle_s=IDLE_S, max_s=MAX_S,
                  fail_limit=FAIL_LIMIT, fail_window_s=FAIL_WINDOW_S, lock_s=LOCK_S):
-        self.path = str(path)
+        self.store = store
         self.clock = clock or _WallClock()
         self.secret = secret or b"bibbox-staff"
         self.idle_s, self.max_s = idle_s, max_s
         self.fail_limit, self.fail_window_s, self.lock_s = fail_limit, fail_window_s, lock_s
-        self._local = threading.local()
-        if self.path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            if not os.path.exists(self.path):
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._conn().executescript(SCHEMA)
 
-    @classmethod
-    def for_state_dir(cls, state_dir, **kwargs):
-        return cls(os.path.join(state_dir, DB_FILE), **kwargs)
-
-    def _conn(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0,
-                                   check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout=10000")
-            if self.path != ":memory:":
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.conn = conn
-        return conn
-
-    class _Tx:
-        def __init__(self, conn):
-            self.conn = conn
-
-        def __enter__(self):
-            self.conn.execute("BEGIN IMMEDIATE")
-            return self.conn
-
-        def __exit__(self, kind, exc, tb):
-            self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
-            return False
-
-    def _tx(self):
-        return self._Tx(self._conn())
+    @property
+    def path(self):
+        """The database file."""
+        return self.store.path
 
     def close(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self.store.close()
 
     def now(self):
         return self.clock.wall()
@@ -283,15 +186,14 @@ class Accounts:
             raise AccountError("bad_role", f"role must be one of {ROLES}")
         pw_hash = hash_password(password)
         now = self.now()
-        with self._tx() as conn:
-            if conn.execute("SELECT 1 FROM staff WHERE name=?", (name,)).fetchone():
+        with self.store.unit() as unit:
+            if unit.account_exists(name):
                 raise AccountError("exists", f"staff account {name!r} exists already")
-            conn.execute("INSERT INTO staff VALUES (?,?,?,?,?,NULL)",
-                         (name, role, pw_hash, now, now))
+            unit.insert_account(name, role, pw_hash, now)
         return self.get(name)
 
     def get(self, name) -> Account | None:
-        r = self._conn().execute("SELECT * FROM staff WHERE name=?", (name,)).fetchone()
+        r = self.store.account(name)
         if r is None:
             return None
         return Account(r["name"], r["role"], r["created_at"], r["pw_changed_at"],
@@ -305,43 +207,35 @@ class Accounts:
         return account
 
     def list(self):
-        rows = self._conn().execute("SELECT name FROM staff ORDER BY name").fetchall()
-        return [self.get(r["name"]) for r in rows]
+        return [self.get(name) for name in self.store.account_names()]
 
     def count(self, role=None):
-        if role:
-            return self._conn().execute("SELECT count(*) FROM staff WHERE role=?",
-                                        (role,)).fetchone()[0]
-        return self._conn().execute("SELECT count(*) FROM staff").fetchone()[0]
+        return self.store.account_count(role)
 
     def remove(self, name):
-        with self._tx() as conn:
-            if conn.execute("DELETE FROM staff WHERE name=?", (name,)).rowcount == 0:
+        with self.store.unit() as unit:
+            if not unit.delete_account(name):
                 raise AccountError("unknown_account", f"there is no staff account {name!r}")
-            conn.execute("DELETE FROM sessions WHERE name=?", (name,))
 
     def set_password(self, name, password):
         """Change a password and end every session of that account."""
         pw_hash = hash_password(password)
-        with self._tx() as conn:
-            if conn.execute("UPDATE staff SET pw_hash=?, pw_changed_at=? WHERE name=?",
-                            (pw_hash, self.now(), name)).rowcount == 0:
+        with self.store.unit() as unit:
+            if not unit.set_password_hash(name, pw_hash, self.now()):
                 raise AccountError("unknown_account", f"there is no staff account {name!r}")
-            conn.execute("DELETE FROM sessions WHERE name=?", (name,))
-            conn.execute("DELETE FROM lockouts WHERE kind='account' AND key=?",
-                         (self._who(name),))
+            unit.delete_sessions_of(name)
+            unit.delete_lockout("account", self._who(name))
 
     def unlock(self, name=None, address=None):
         """Lift a lockout of an account and/or an address."""
-        with self._tx() as conn:
+        with self.store.unit() as unit:
             if name is not None:
                 who = self._who(name)
-                conn.execute("DELETE FROM lockouts WHERE kind='account' AND key=?", (who,))
-                conn.execute("DELETE FROM login_failures WHERE who=?", (who,))
+                unit.delete_lockout("account", who)
+                unit.clear_failures("account", who)
             if address is not None:
-                conn.execute("DELETE FROM lockouts WHERE kind='address' AND key=?",
-                             (address,))
-                conn.execute("DELETE FROM login_failures WHERE address=?", (address,))
+                unit.delete_lockout("address", address)
+                unit.clear_failures("address", address)
 
     # -- login -----------------------------------------------------------------
     def _who(self, name):
@@ -349,12 +243,11 @@ class Accounts:
         return hmac.new(self.secret, b"staff-name\x00" + text.strip().lower().encode(
             "utf-8", "replace"), hashlib.sha256).hexdigest()[:32]
 
-    def _locked_until(self, kind, key, conn=None):
-        r = (conn or self._conn()).execute(
-            "SELECT until FROM lockouts WHERE kind=? AND key=?", (kind, key)).fetchone()
-        if r is None or r["until"] <= self.now():
+    def _locked_until(self, kind, key):
+        until = self.store.lockout_until(kind, key)
+        if until is None or until <= self.now():
             return None
-        return r["until"]
+        return until
 
     def lock_state(self, name, address):
         """Seconds until ``name`` or ``address`` may try again (0: now)."""
@@ -368,9 +261,7 @@ class Accounts:
         address = (address or "")[:64]
         who = self._who(name)
         name_ok = isinstance(name, str) and NAME_RE.match(name.strip().lower() or "-")
-        clean = name.strip().lower() if name_ok else None
-        row = self._conn().execute("SELECT * FROM staff WHERE name=?",
-                                   (clean,)).fetchone() if clean else None
+        row = self.store.account(name.strip().lower()) if name_ok else None
         wait = self.lock_state(name, address)
         if wait:
             return LoginResult(None, "locked", wait, row["name"] if row else None)
@@ -378,35 +269,33 @@ class Accounts:
                                row["pw_hash"] if row else _dummy_hash())
         now = self.now()
         if row is None or not good:
-            with self._tx() as conn:
-                conn.execute("INSERT INTO login_failures VALUES (?,?,?)", (now, who, address))
-                conn.execute("DELETE FROM login_failures WHERE ts<?",
-                             (now - self.fail_window_s,))
-                since = now - self.fail_window_s
-                locked = False
-                for kind, column, key in (("account", "who", who),
-                                          ("address", "address", address)):
-                    n = conn.execute(f"SELECT count(*) FROM login_failures WHERE {column}=? "
-                                     "AND ts>=?", (key, since)).fetchone()[0]
-                    if n >= self.fail_limit:
-                        locked = True
-                        conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?,?,?)",
-                                     (kind, key, now + self.lock_s))
-                        conn.execute(f"DELETE FROM login_failures WHERE {column}=?", (key,))
             account = row["name"] if row else None
-            if locked:
+            if self._count_failure(now, who, address):
                 return LoginResult(None, "locked", int(self.lock_s), account)
             return LoginResult(None, "bad_credentials", 0, account)
         session_id = secrets.token_urlsafe(32)
-        with self._tx() as conn:
-            conn.execute("DELETE FROM login_failures WHERE who=?", (who,))
-            conn.execute("INSERT INTO sessions VALUES (?,?,?,?,?)",
-                         (_sid_hash(session_id), row["name"], now, now, address))
-            conn.execute("UPDATE staff SET last_login=? WHERE name=?", (now, row["name"]))
-            conn.execute("DELETE FROM sessions WHERE last_seen<? OR created_at<?",
-                         (now - self.idle_s, now - self.max_s))
+        with self.store.unit() as unit:
+            unit.clear_failures("account", who)
+            unit.insert_session(_sid_hash(session_id), row["name"], now, address)
+            unit.set_last_login(row["name"], now)
+            unit.delete_sessions_older(seen_before=now - self.idle_s,
+                                       created_before=now - self.max_s)
         return LoginResult(Session(session_id, row["name"], row["role"], now),
                            account=row["name"])
+
+    def _count_failure(self, now, who, address):
+        """Record a failed login; True if it locked the account or address."""
+        since = now - self.fail_window_s
+        locked = False
+        with self.store.unit() as unit:
+            unit.add_failure(now, who, address)
+            unit.delete_failures_before(since)
+            for kind, key in (("account", who), ("address", address)):
+                if unit.failure_count(kind, key, since) >= self.fail_limit:
+                    locked = True
+                    unit.set_lockout(kind, key, now + self.lock_s)
+                    unit.clear_failures(kind, key)
+        return locked
 
     # -- sessions --------------------------------------------------------------
     def session(self, session_id, touch=True) -> Session | None:
@@ -415,36 +304,30 @@ class Accounts:
         if not isinstance(session_id, str) or not 20 <= len(session_id) <= 100:
             return None
         key = _sid_hash(session_id)
-        conn = self._conn()
-        r = conn.execute("SELECT s.created_at, s.last_seen, s.name, a.role FROM sessions s "
-                         "JOIN staff a ON a.name = s.name WHERE s.id_hash=?",
-                         (key,)).fetchone()
+        r = self.store.session(key)
         if r is None:
             return None
         now = self.now()
         if r["last_seen"] < now - self.idle_s or r["created_at"] < now - self.max_s:
-            with self._tx() as c:
-                c.execute("DELETE FROM sessions WHERE id_hash=?", (key,))
+            with self.store.unit() as unit:
+                unit.delete_session(key)
             return None
         if touch and now - r["last_seen"] >= 30:
-            with self._tx() as c:
-                c.execute("UPDATE sessions SET last_seen=? WHERE id_hash=?", (now, key))
+            with self.store.unit() as unit:
+                unit.touch_session(key, now)
         return Session(session_id, r["name"], r["role"], r["created_at"])
 
     def logout(self, session_id):
         if isinstance(session_id, str):
-            with self._tx() as conn:
-                conn.execute("DELETE FROM sessions WHERE id_hash=?", (_sid_hash(session_id),))
+            with self.store.unit() as unit:
+                unit.delete_session(_sid_hash(session_id))
 
     def end_sessions(self, name):
-        with self._tx() as conn:
-            return conn.execute("DELETE FROM sessions WHERE name=?", (name,)).rowcount
+        with self.store.unit() as unit:
+            return unit.delete_sessions_of(name)
 
     def session_count(self, name=None):
-        if name:
-            return self._conn().execute("SELECT count(*) FROM sessions WHERE name=?",
-                                        (name,)).fetchone()[0]
-        return self._conn().execute("SELECT count(*) FROM sessions").fetchone()[0]
+        return self.store.session_count(name)
 
 
 def _sid_hash(session_id):

@@ -1,0 +1,133 @@
+"""The audit log for staff: ``GET /staff/audit`` (filters: from, to,
+compartment, kind, actor; ``before`` pages back) and ``GET
+/staff/audit.csv`` (the same rows as CSV, ``sep=semicolon`` for Excel)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections import OrderedDict
+
+from flask import Response, g, render_template, request, stream_with_context, url_for
+
+from bibbox.web.staff.common import LOCAL_TZ, audit, fail, local_time, service, st, staff, t
+
+AUDIT_PAGE = 200
+CSV_BATCH = 1000
+
+# Audit kinds for the filter: a kind is a set of audit actions.
+AUDIT_KINDS = OrderedDict([
+    ("login", ("login", "logout", "login_failed", "login_locked")),
+    ("loading", ("loaded", "loading_failed", "hold_placed")),
+    ("unloading", ("removed",)),
+    ("open", ("unlock", "opening_abandoned", "door_jammed")),
+    ("pickup", ("collected",)),
+    ("service", ("out_of_service", "in_service")),
+    ("alarm", ("alarm_raised", "alarm_cleared", "door_jammed")),
+    ("holds", ("hold_cancelled", "hold_moved")),
+    ("accounts", ("staff_added", "staff_removed", "staff_password", "staff_unlocked",
+                  "staff_sessions_ended")),
+])
+
+
+def _day_start(text):
+    try:
+        day = dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ).timestamp()
+
+
+def audit_filters(args):
+    """(filters for :meth:`StaffService.audit_page`, translated errors)."""
+    filters, errors = {}, []
+    since, until = args.get("from", "").strip(), args.get("to", "").strip()
+    if since:
+        filters["since"] = _day_start(since)
+        if filters["since"] is None:
+            errors.append(t("err_bad_date"))
+    if until:
+        start = _day_start(until)
+        if start is None:
+            errors.append(t("err_bad_date"))
+        else:
+            day = dt.date.fromisoformat(until) + dt.timedelta(days=1)
+            filters["until"] = dt.datetime(day.year, day.month, day.day,
+                                           tzinfo=LOCAL_TZ).timestamp()
+    comp = args.get("compartment", "").strip()
+    if comp:
+        if comp.isdigit() and len(comp) <= 6:
+            filters["compartment"] = int(comp)
+        else:
+            errors.append(t("err_bad_compartment"))
+    kind = args.get("kind", "").strip()
+    if kind:
+        if kind in AUDIT_KINDS:
+            filters["actions"] = AUDIT_KINDS[kind]
+        elif re.fullmatch(r"[a-z_]{1,40}", kind):
+            filters["actions"] = (kind,)
+        else:
+            errors.append(t("err_bad_kind"))
+    actor = args.get("actor", "").strip()
+    if actor:
+        filters["actor"] = actor[:64]
+    before = args.get("before", "").strip()
+    if before.isdigit():
+        filters["before"] = int(before)
+    return filters, errors
+
+
+@staff.get("/audit", endpoint="audit")
+def audit_page():
+    filters, errors = audit_filters(request.args)
+    rows = [] if errors else service().audit_page(filters, AUDIT_PAGE + 1)
+    more = len(rows) > AUDIT_PAGE
+    rows = rows[:AUDIT_PAGE]
+    args = {k: v for k, v in request.args.items() if k != "before" and v}
+    older = url_for("staff.audit", before=rows[-1]["id"], **args) if more else None
+    return render_template("staff/audit.html", page="audit", rows=rows, errors=errors,
+                           kinds=list(AUDIT_KINDS), args=request.args, older=older,
+                           csv_url=url_for("staff.audit_csv", **args),
+                           csv_excel_url=url_for("staff.audit_csv", sep="semicolon", **args)
+                           ), (400 if errors else 200)
+
+
+def _csv_cell(value):
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        text = "'" + text          # never a formula in a spreadsheet
+    return text
+
+
+@staff.get("/audit.csv")
+def audit_csv():
+    filters, errors = audit_filters(request.args)
+    if errors:
+        return fail("bad_filter", 400, message="; ".join(errors))
+    delimiter = ";" if request.args.get("sep") == "semicolon" else ","
+    staff_service = service()
+    audit(g.user.name, "audit_export", detail=request.query_string.decode()[:200])
+
+    def generate():
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+        out.write("\ufeff")
+        writer.writerow(["id", "time", "actor", "action", "compartment", "patron",
+                         "reason", "detail"])
+        for n, r in enumerate(staff_service.audit_rows_for_csv(filters), start=1):
+            writer.writerow([r["id"], local_time(r["ts"]).isoformat(timespec="seconds"),
+                             *map(_csv_cell, (r["actor"], r["action"], r["compartment"],
+                                              r["patron"], r["reason"], r["detail"]))])
+            if n % CSV_BATCH == 0:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+        yield out.getvalue()
+
+    stamp = local_time(staff_service.now()).strftime("%Y%m%d-%H%M")
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="bibbox-audit-{st().cfg.locker.id}-'
+                             f'{stamp}.csv"'})
