@@ -103,6 +103,7 @@ class Daemon:
         self.controller = Controller(self.clock)
         self.simulator = None
         self.reader = None
+        self.keypad = None      # the optional PIN pad: started with start(), stop()s
         self.link = None
         self.servers = []
         self.mqtt_url = mqtt_url
@@ -272,9 +273,8 @@ class Daemon:
                 log.exception("stopping the web server failed")
         if self.reader:
             self.reader.stop()
-        keypad = getattr(self, "keypad", None)
-        if keypad is not None:
-            (keypad.stop if hasattr(keypad, "stop") else keypad.close)()
+        if self.keypad is not None:
+            self.keypad.stop()
         if self.link:
             self.link.stop()
         self.controller.stop()

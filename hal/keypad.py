@@ -127,6 +127,10 @@ class MatrixKeypad:
             row.off()
         return found
 
+    def stop(self):
+        """Release the pins (the card reader's ``stop``, for a matrix pad)."""
+        self.close()
+
     def close(self):
         for device in self.rows + self.cols:
             try:

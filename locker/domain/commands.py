@@ -45,7 +45,7 @@ class Commands:
         """Central announces a hold before staff load it.  Announcing a hold
         that exists already changes nothing and reports its state."""
         return self.holds.announce(hold_id, patron_hash, items, deadline, size,
-                                    pickup_number, pickup_code_hash, actor)
+                                   pickup_number, pickup_code_hash, actor)
 
     def sync_announced(self, holds, actor="central"):
         """Make the announced (not yet loaded) holds exactly ``holds``: add
@@ -76,8 +76,8 @@ class Commands:
             size=size, compartment=compartment, pickup_days=pickup_days,
             pickup_number=pickup_number)
         openings = self.doors.plan([loading.compartment], OpenPurpose.LOADING,
-                                    session=loading.id, actor=actor,
-                                    reason=f"loading hold {loading.id}")
+                                   session=loading.id, actor=actor,
+                                   reason=f"loading hold {loading.id}")
         with self.store.unit() as unit:
             unit.put_hold(loading)
             self.doors.write_openings(unit, openings)
@@ -104,7 +104,7 @@ class Commands:
         if number in self.doors.openings:
             raise CommandError("busy", f"compartment {number} is already being opened")
         openings = self.doors.plan([number], OPEN_PURPOSES[purpose], actor=actor,
-                                    reason=reason)
+                                   reason=reason)
         with self.store.unit() as unit:
             self.doors.write_openings(unit, openings)
             unit.event(EventType.MANUAL_OPEN, {"compartment": number, "actor": actor,
@@ -126,7 +126,7 @@ class Commands:
     def move_hold(self, hold_id, to_number, actor):
         """Staff moved a hold's material to another compartment."""
         return self.holds.move(hold_id, to_number, actor, self.compartments,
-                                busy=set(self.doors.openings))
+                               busy=set(self.doors.openings))
 
     def set_out_of_service(self, number, reason, actor):
         """Take a compartment out of service (``reason``) or back (None)."""
