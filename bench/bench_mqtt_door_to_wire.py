@@ -2,7 +2,7 @@
 
 A real locker (fake clock, real store) on its controller thread with the real
 CentralLink and a real mosquitto on loopback.  Each edge is posted to the
-controller as the door-sensor adapter does (``controller.post("door", n,
+controller as the door-sensor adapter does (``controller.post(DoorChanged(n,
 is_open)``; the gpiozero/MockFactory wiring in front of it adds its debounce
 time, not measured here) and timed until a subscriber holds the retained
 ``compartments/<n>`` message showing it.  Forced-door alarms come and go with
@@ -22,6 +22,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from bibbox.locker.domain.messages import DoorChanged  # noqa: E402
 
 from tests.brokers import Broker  # noqa: E402
 from tests.central_helpers import LockerRig, wait_until  # noqa: E402
@@ -55,7 +57,7 @@ def main(edges=500):
         want = i % 2 == 0
         rig.clock.advance(30)              # no flapping, no held-open alarm
         t0 = time.perf_counter()
-        rig.controller.post("door", 1, want)
+        rig.controller.post(DoorChanged(1, want))
         with cond:
             ok = cond.wait_for(lambda: seen["door"] is want, 5)
             t1 = seen["at"]

@@ -13,7 +13,7 @@ Two latencies, each run:
 - card: from the return of the ``write()`` of a frame's last byte into the
   pty to the kiosk snapshot showing the PIN screen (``Board.wait_newer``
   waking the waiting thread, as a kiosk long poll would);
-- PIN: from posting the accepted PIN (``controller.post("pin", ...)``, or
+- PIN: from posting the accepted PIN (``controller.post(PinEntered(...))``, or
   ``--http``: the kiosk's ``POST /api/kiosk/pin``) to the relay's MockPin
   changing to energised (the simulator's output watcher, on the relay
   worker thread).
@@ -50,6 +50,7 @@ from gpiozero.pins.mock import MockFactory  # noqa: E402
 from bibbox.daemon.config_file import load as load_config
 from bibbox.locker.domain import config as config_mod  # noqa: E402
 from bibbox.daemon.cli import DEMO_CONFIG  # noqa: E402
+from bibbox.locker.domain.messages import KioskAction, PinEntered  # noqa: E402
 
 PIN = "2580"
 now = time.perf_counter
@@ -219,7 +220,7 @@ def run(runs, http=False, state_dir=None):
             if http:
                 post_pin_http(daemon.port)
             else:
-                controller.post("pin", PIN)
+                controller.post(PinEntered(PIN))
             if not watch.event.wait(5):
                 raise TimeoutError("no relay fired")
             pin_s.append(watch.fired_at - posted)
@@ -228,7 +229,7 @@ def run(runs, http=False, state_dir=None):
                 c["status"] == "open" for c in v["compartments"]))
             sim.set_door(compartment, False)
             view, _ = wait_view(board, view, lambda v: v["screen"] == "receipt")
-            controller.post("kiosk", "cancel")
+            controller.post(KioskAction("cancel"))
             view, _ = wait_view(board, view, lambda v: v["screen"] == "idle")
             while sim.relay_energised(compartment):     # the pulse ends on its own
                 time.sleep(0.001)

@@ -29,9 +29,10 @@ from bibbox.locker.domain import config as config_mod  # noqa: E402
 from bibbox.locker.domain.clock import FakeClock  # noqa: E402
 from bibbox.locker.domain.config import CompartmentSection  # noqa: E402
 from bibbox.locker.app.controller import Controller  # noqa: E402
+from bibbox.locker.app.local_verifier import LocalVerifier  # noqa: E402
 from bibbox.locker.domain.core import Locker  # noqa: E402
 from bibbox.locker.domain.identity import KeyedHasher  # noqa: E402
-from bibbox.locker.domain.patrons import LocalVerifier  # noqa: E402
+from bibbox.locker.domain.messages import DoorChanged  # noqa: E402
 from bibbox.locker.store import Store  # noqa: E402
 
 PASSWORD = "bench password 123"
@@ -93,7 +94,7 @@ def build(state_dir, n_comps, n_holds, seed=7):
     for c in range(n_comps - 20, n_comps - 10):
         locker.set_out_of_service(c, "broken hinge", "bench")
     for c in range(n_comps - 5, n_comps):
-        locker.on_door(c, True)            # forced open: alarms
+        locker.door_changed(DoorChanged(c, True))   # forced open: alarms
     controller.run_pending()
     return cfg, controller, locker, store, len(audit)
 

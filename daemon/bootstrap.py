@@ -16,9 +16,10 @@ import uuid
 from bibbox.locker import __version__
 from bibbox.locker.domain.clock import SystemClock
 from bibbox.locker.app.controller import Controller
+from bibbox.locker.app.local_verifier import LocalVerifier
+from bibbox.locker.domain import messages as msg
 from bibbox.locker.domain.core import Locker
 from bibbox.locker.domain.identity import KeyedHasher
-from bibbox.locker.domain.patrons import LocalVerifier
 from bibbox.daemon.secrets import load_site_key
 from bibbox.locker.store import Store
 
@@ -117,6 +118,7 @@ class Daemon:
         self.controller = Controller(self.clock)
         self.simulator = None
         self.reader = None
+        self.keypad = None      # the optional PIN pad: started with start(), stop()s
         self.link = None
         self.servers = []
         self.mqtt_url = mqtt_url
@@ -132,10 +134,29 @@ class Daemon:
         self.controller.attach(self.locker)
 
     # -- building ------------------------------------------------------------------
+    # -- what the hardware reports, posted to the controller as messages ------------
+    def _relay_fired(self, compartment, pulse_s):
+        self.controller.post(msg.RelayFired(compartment, pulse_s))
+
+    def _relay_released(self, compartment):
+        self.controller.post(msg.RelayReleased(compartment))
+
+    def _door_changed(self, compartment, is_open):
+        self.controller.post(msg.DoorChanged(compartment, is_open))
+
+    def _card_read(self, card):
+        self.controller.post(msg.CardRead(card))
+
+    def _reader_online(self, online):
+        self.controller.post(msg.ReaderOnline(online))
+
+    def _reader_garbled(self, reason):
+        self.controller.post(msg.ReaderGarbled(reason))
+
     def _build_hardware(self):
         from bibbox.hal.doors import DoorSensors
         from bibbox.hal.relays import RelayBank
-        cfg, post = self.cfg, self.controller.post
+        cfg = self.cfg
         if cfg.locker.simulated:
             from bibbox.hal.simulator import SimulatedHardware
             self.simulator = SimulatedHardware(cfg)
@@ -146,11 +167,11 @@ class Daemon:
         self.pin_factory = factory
         self.relays = RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,
                                 max_coils=cfg.timing.max_coils,
-                                on_fired=lambda n, s: post("relay_fired", n, s),
-                                on_released=lambda n: post("relay_released", n))
+                                on_fired=self._relay_fired,
+                                on_released=self._relay_released)
         self.doors = DoorSensors(door_specs(cfg), factory,
                                  bounce_s=cfg.hardware.door_bounce_s or None,
-                                 on_change=lambda n, is_open: post("door", n, is_open))
+                                 on_change=self._door_changed)
         if self.simulator:
             self.simulator.close_all_doors()
 
@@ -170,11 +191,10 @@ class Daemon:
         if cfg.framing == "barcode":
             options.update(suffix=cfg.suffix, prefix=cfg.prefix, strip_aim=cfg.strip_aim)
         port = self.simulator.reader_path if self.simulator else cfg.port
-        post = self.controller.post
         return SerialCardReader(port, cfg.baudrate, make_framing(cfg.framing, **options),
-                                on_card=lambda card: post("card", card),
-                                on_online=lambda online: post("reader_online", online),
-                                on_garbled=lambda reason: post("reader_garbled", reason),
+                                on_card=self._card_read,
+                                on_online=self._reader_online,
+                                on_garbled=self._reader_garbled,
                                 repeat_window_s=cfg.repeat_window_s)
 
     def _build_keypad(self):
@@ -273,9 +293,8 @@ class Daemon:
                 log.exception("stopping the web server failed")
         if self.reader:
             self.reader.stop()
-        keypad = getattr(self, "keypad", None)
-        if keypad is not None:
-            (keypad.stop if hasattr(keypad, "stop") else keypad.close)()
+        if self.keypad is not None:
+            self.keypad.stop()
         if self.link:
             self.link.stop()
         self.controller.stop()

@@ -1,8 +1,8 @@
 """Optional physical PIN pads, feeding the same patron session as the kiosk.
 
 :class:`PinPad` turns keys into two messages for the controller:
-``keypad(count)`` as digits are typed (the kiosk shows dots) and
-``pin(text)`` on OK.  ``*`` or backspace erases, ``#`` or Enter is OK.  The
+:class:`KeypadDigits` as digits are typed (the kiosk shows dots) and
+:class:`PinEntered` on OK.  ``*`` or backspace erases, ``#`` or Enter is OK.  The
 digits live only in the pad's buffer until OK and are never logged.
 
 Two key sources:
@@ -18,6 +18,7 @@ import logging
 import threading
 
 from bibbox.locker.domain.errors import HardwareError
+from bibbox.locker.domain.messages import KeypadDigits, PinEntered
 
 log = logging.getLogger("bibbox.keypad")
 KEYS_4X3 = ("123", "456", "789", "*0#")
@@ -27,7 +28,7 @@ MAX_DIGITS = 8
 
 
 class PinPad:
-    """Collects digits; ``post(name, *args)`` is the controller's post."""
+    """Collects digits; ``post(message)`` is the controller's post."""
 
     def __init__(self, post):
         self._post = post
@@ -39,13 +40,13 @@ class PinPad:
             if key.isdigit() and len(key) == 1:
                 if len(self._digits) < MAX_DIGITS:
                     self._digits.append(key)
-                self._post("keypad", len(self._digits))
+                self._post(KeypadDigits(len(self._digits)))
             elif key in ERASE_KEYS:
                 self._digits.clear()
-                self._post("keypad", 0)
+                self._post(KeypadDigits(0))
             elif key in OK_KEYS:
                 text, self._digits = "".join(self._digits), []
-                self._post("pin", text)
+                self._post(PinEntered(text))
             else:
                 log.debug("keypad: ignored a key that is neither digit, erase nor OK")
 
@@ -125,6 +126,10 @@ class MatrixKeypad:
                     found = self.keys[r][c]
             row.off()
         return found
+
+    def stop(self):
+        """Release the pins (the card reader's ``stop``, for a matrix pad)."""
+        self.close()
 
     def close(self):
         for device in self.rows + self.cols:

@@ -16,6 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 from bibbox.central.link import CentralLink
 from bibbox.locker.domain.model import EventType
+from bibbox.locker.domain.messages import DoorChanged
 from tests.domain_helpers import Rig, wait_until  # noqa: F401  (re-exported)
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
@@ -131,7 +132,7 @@ class LockerRig:
         self.call(write)
 
     def door(self, number, is_open):
-        self.controller.post("door", number, is_open)
+        self.controller.post(DoorChanged(number, is_open))
 
     def outbox_depth(self):
         conn = self.store.reader()

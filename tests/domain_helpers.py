@@ -6,10 +6,12 @@ import time
 from bibbox.locker.domain import config as config_mod
 from bibbox.locker.domain.clock import FakeClock
 from bibbox.locker.app.controller import Controller
+from bibbox.locker.app.local_verifier import LocalVerifier
 from bibbox.locker.domain.core import Locker
 from bibbox.locker.domain.identity import CardNumber, KeyedHasher
+from bibbox.locker.domain.messages import (CardRead, DoorChanged, PinEntered, RelayFired,
+                                           RelayReleased)
 from bibbox.locker.domain.model import Hold, HoldState, Item
-from bibbox.locker.domain.patrons import LocalVerifier
 from bibbox.locker.store import Store
 
 SITE_KEY = b"test-site-key-0123456789abcdef"
@@ -98,11 +100,11 @@ class Rig:
         return self.locker.place_hold(hold)
 
     def card(self, card):
-        self.controller.post("card", CardNumber.parse(card))
+        self.controller.post(CardRead(CardNumber.parse(card)))
         self.run()
 
     def pin(self, text):
-        self.controller.post("pin", text)
+        self.controller.post(PinEntered(text))
         self.run()   # verdict is posted back by the verifier
         self.run()
 
@@ -110,13 +112,13 @@ class Rig:
         """Play the relay adapter: each pulse fires then releases."""
         pulses, self.relays.pulses = self.relays.pulses, []
         for n, s in pulses:
-            self.controller.post("relay_fired", n, s)
-            self.controller.post("relay_released", n)
+            self.controller.post(RelayFired(n, s))
+            self.controller.post(RelayReleased(n))
         self.run()
         return [n for n, _ in pulses]
 
     def door(self, n, is_open):
-        self.controller.post("door", n, is_open)
+        self.controller.post(DoorChanged(n, is_open))
         self.run()
 
     def advance(self, seconds):

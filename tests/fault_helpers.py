@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 
+from bibbox.locker.domain.messages import KioskAction, PinEntered
 from tests.domain_helpers import wait_until  # noqa: F401  (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,7 +271,7 @@ def present_card(daemon, patron):
 
 def enter_pin(daemon, patron, pin=None):
     before = kiosk(daemon)["version"]
-    daemon.controller.post("pin", pin or PATRONS[patron][1])
+    daemon.controller.post(PinEntered(pin or PATRONS[patron][1]))
     return wait_until(lambda: (lambda v: v if v["version"] > before and
                                v["screen"] != "verifying" else None)(kiosk(daemon)), 5,
                       what="the PIN verdict")
@@ -318,6 +319,6 @@ def pickup(daemon, patron):
                    what=f"door {number} to spring open")
         daemon.simulator.set_door(number, False)
     wait_until(lambda: kiosk(daemon).get("screen") == "receipt", 5, what="the receipt")
-    daemon.controller.post("kiosk", "cancel")
+    daemon.controller.post(KioskAction("cancel"))
     wait_until(lambda: kiosk(daemon).get("screen") == "idle", 5, what="an idle kiosk")
     return numbers

@@ -12,6 +12,7 @@ Loopback only.  The PIN is handed to the controller and never logged.
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from bibbox.locker.domain.errors import CommandError
+from bibbox.locker.domain.messages import KioskAction, PickupCodeEntered, PinEntered
 
 from bibbox.web.http import is_loopback, json_body
 
@@ -55,7 +56,7 @@ def pin():
     text = data["pin"]
     if not isinstance(text, str) or len(text) > 16:
         raise CommandError("bad_pin", "the PIN must be text of at most 16 characters")
-    _controller().post("pin", text)
+    _controller().post(PinEntered(text))
     return jsonify(ok=True)
 
 
@@ -65,7 +66,7 @@ def pickup_code():
     data = json_body(required=("code",))
     if not isinstance(data["code"], str) or len(data["code"]) > 16:
         raise CommandError("bad_code", "the pickup code must be text of at most 16 characters")
-    _controller().post("pickup_code", data["code"])
+    _controller().post(PickupCodeEntered(data["code"]))
     return jsonify(ok=True)
 
 
@@ -74,7 +75,7 @@ def action():
     data = json_body(required=("action",))
     if data["action"] not in ("cancel", "extend"):
         raise CommandError("bad_action", "action must be 'cancel' or 'extend'")
-    _controller().post("kiosk", data["action"])
+    _controller().post(KioskAction(data["action"]))
     return jsonify(ok=True)
 
 

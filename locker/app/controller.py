@@ -1,10 +1,12 @@
 """The controller thread: the only thread that touches the locker's state.
 
 Adapters (gpiozero callbacks, the reader thread, paho's network thread, Flask
-requests, the relay worker) call :meth:`Controller.post` to queue a message,
-or :meth:`Controller.call` to run a function on the controller thread and
-wait for its result.  Readers that only need to look use :class:`Board`,
-where the controller publishes immutable snapshots.
+requests, the relay worker) call :meth:`Controller.post` with a message from
+:mod:`bibbox.locker.domain.messages`, or :meth:`Controller.call` to run a
+function on the controller thread and wait for its result.  Each message
+type has one handler on the :class:`Locker` (:data:`HANDLERS`).  Readers that
+only need to look use :class:`Board`, where the controller publishes
+immutable snapshots.
 """
 
 from __future__ import annotations
@@ -14,10 +16,30 @@ import queue
 import threading
 import time
 
+from collections.abc import Callable
+
+from bibbox.locker.domain import messages as msg
+from bibbox.locker.domain.core import Locker
 from bibbox.locker.domain.errors import BibboxError, CommandError, StoreError
 
 log = logging.getLogger("bibbox.controller")
 _STOP = object()
+
+# Which Locker method handles each message an adapter posts.
+HANDLERS: dict[type, Callable[[Locker, msg.Message], None]] = {
+    msg.CardRead: Locker.card_read,
+    msg.PinEntered: Locker.pin_entered,
+    msg.KeypadDigits: Locker.keypad_digits,
+    msg.KioskAction: Locker.kiosk_action,
+    msg.PickupCodeEntered: Locker.pickup_code_entered,
+    msg.VerdictReceived: Locker.verdict_received,
+    msg.DoorChanged: Locker.door_changed,
+    msg.RelayFired: Locker.relay_fired,
+    msg.RelayReleased: Locker.relay_released,
+    msg.ReaderOnline: Locker.reader_online_changed,
+    msg.ReaderGarbled: Locker.reader_garbled,
+    msg.Wake: Locker.wake,
+}
 
 
 class Board:
@@ -65,32 +87,34 @@ class _Call:
 
 
 class Controller:
-    """Owns a :class:`locker.core.Locker` and runs it on one thread.
+    """Owns a :class:`Locker` and runs it on one thread.
 
-    ``post(name, *args)`` queues ``locker.on_<name>(*args)``.  Without
-    :meth:`start`, tests drive it with :meth:`run_pending`."""
+    ``post(message)`` queues a message for its handler in :data:`HANDLERS`.
+    Without :meth:`start`, tests drive it with :meth:`run_pending`."""
 
     def __init__(self, clock, max_queue=10_000):
         self.clock = clock
         self.board = Board()
-        self.locker = None
+        self.locker: Locker | None = None
         self.queue = queue.Queue(maxsize=max_queue)
         self._thread = None
         self.healthy_at = None     # monotonic time of the last loop turn
         self.handled = 0
 
-    def attach(self, locker):
+    def attach(self, locker: Locker):
         self.locker = locker
 
     # -- from any thread -----------------------------------------------------
-    def post(self, name, *args):
+    def post(self, message: msg.Message):
         """Queue a message; never blocks the caller for long.  A full queue
         (a flood) drops the message with a log line rather than stall an
         adapter thread."""
+        if type(message) not in HANDLERS:
+            raise TypeError(f"not a locker message: {type(message).__name__}")
         try:
-            self.queue.put((name, args), timeout=0.5)
+            self.queue.put(message, timeout=0.5)
         except queue.Full:
-            log.error("controller queue full; dropped a %s message", name)
+            log.error("controller queue full; dropped a %s message", type(message).__name__)
 
     def call(self, fn, timeout=5.0):
         """Run ``fn(locker)`` on the controller thread and return its result;
@@ -100,7 +124,7 @@ class Controller:
             self.locker.flush()
             return result
         call = _Call(fn)
-        self.queue.put((call, ()))
+        self.queue.put(call)
         if not call.done.wait(timeout):
             raise CommandError("timeout", "the locker did not answer in time")
         if call.error is not None:
@@ -109,23 +133,19 @@ class Controller:
 
     # -- the loop --------------------------------------------------------------
     def _handle(self, item):
-        name, args = item
-        if isinstance(name, _Call):
+        if isinstance(item, _Call):
             try:
-                name.result = name.fn(self.locker)
+                item.result = item.fn(self.locker)
             except BaseException as exc:   # handed back to the caller
-                name.error = exc
+                item.error = exc
                 if isinstance(exc, StoreError):
                     self._storage_failed(exc)
             finally:
-                name.done.set()
+                item.done.set()
             return
-        handler = getattr(self.locker, "on_" + name, None)
-        if handler is None:
-            log.error("no handler for message %r", name)
-            return
+        name = type(item).__name__
         try:
-            handler(*args)
+            HANDLERS[type(item)](self.locker, item)
         except StoreError as exc:          # the locker raises the alarm, logs once
             self._storage_failed(exc)
         except BibboxError as exc:
@@ -148,12 +168,8 @@ class Controller:
 
     def _storage_failed(self, exc):
         """The database refused a write (see ``Locker.storage_failed``)."""
-        handler = getattr(self.locker, "storage_failed", None)
-        if handler is None:
-            log.error("database write failed: %s", exc)
-            return
         try:
-            handler(exc)
+            self.locker.storage_failed(exc)
         except Exception:
             log.exception("raising the storage alarm failed")
 
@@ -178,7 +194,7 @@ class Controller:
             except queue.Empty:
                 item = None
             if item is not None:
-                if item[0] is _STOP:
+                if item is _STOP:
                     break
                 self._handle(item)
                 self.handled += 1
@@ -190,10 +206,10 @@ class Controller:
 
     def stop(self, timeout=2.0):
         if self._thread is not None:
-            self.queue.put((_STOP, ()))
+            self.queue.put(_STOP)
             self._thread.join(timeout)
             self._thread = None
 
     def wake(self):
         """Have the loop look at the clock again (tests moving a FakeClock)."""
-        self.post("tick")
+        self.post(msg.Wake())

@@ -27,8 +27,8 @@ import re
 import unicodedata
 
 from bibbox.locker.domain.errors import CommandError
+from bibbox.locker.domain.patterns import CPR_IN_TEXT_RE as CPR_SHAPED
 
-CPR_SHAPED = re.compile(r"(?<![0-9])[0-9]{6}[- ]?[0-9]{4}(?![0-9])")
 MASK = "[cpr removed]"
 REFUSE, MASK_IT = "refuse", "mask"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")

@@ -1,23 +1,24 @@
-"""Patron verification: the port, and the ``local`` adapter.
+"""Patron verification: the verdict, its outcomes, and the patron list.
 
-The port is one method::
+The verifier port is :class:`bibbox.locker.domain.ports.Verifier`::
 
     verifier.verify(patron_hash: str, pin: Pin, done: Callable[[Verdict], None])
 
 ``done`` is called exactly once, from any thread, possibly before ``verify``
-returns.  Adapters never log or store the PIN.  The controller owns the
-wrong-PIN counter and the card block, whatever adapter answers.
+returns.  Adapters never log or store the PIN.  The locker owns the
+wrong-PIN counter and the card block, whatever adapter answers.  The
+``local`` adapter is ``bibbox.locker.app.local_verifier.LocalVerifier``;
+:func:`import_patrons` fills the patron list it checks against.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from dataclasses import dataclass, field
 
 from bibbox.locker.domain.errors import CardFormatError, CommandError
-from bibbox.locker.domain.identity import CardNumber, Pin, constant_time_equal
+from bibbox.locker.domain.identity import CardNumber, Pin
 
 ACCEPTED = "accepted"
 WRONG_PIN = "wrong_pin"
@@ -36,29 +37,6 @@ class Verdict:
     reason: str = ""
     due: dict = field(default_factory=dict)
     default_due: str | None = None
-
-
-class LocalVerifier:
-    """Checks cards against the patron list imported into the store.
-
-    Meant for the demo and for sites without a central system.  Loans get
-    the library's normal loan period (one month by default)."""
-
-    def __init__(self, store, hasher, clock, loan_days=30):
-        self.store, self.hasher, self.clock = store, hasher, clock
-        self.loan_days = loan_days
-
-    def verify(self, patron_hash, pin: Pin, done):
-        row = self.store.patron(patron_hash)
-        if row is None:
-            return done(Verdict(UNKNOWN))
-        if not constant_time_equal(row["pin_hash"], self.hasher.pin(patron_hash, pin)):
-            return done(Verdict(WRONG_PIN))
-        if row["block_reason"]:
-            return done(Verdict(BLOCKED, reason=row["block_reason"]))
-        today = dt.datetime.fromtimestamp(self.clock.wall(), dt.timezone.utc).date()
-        return done(Verdict(ACCEPTED, default_due=(
-            today + dt.timedelta(days=self.loan_days)).isoformat()))
 
 
 def import_patrons(store, hasher, text: str) -> int:

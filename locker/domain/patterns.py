@@ -16,11 +16,13 @@ HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_ITEMS = 50
 
 # A Danish CPR number: DDMMYY-NNNN, the dash optional.  ``CPR_RE`` is a whole
-# text of that shape (day and month as groups 1 and 2); ``CPR_IN_TEXT_RE``
-# finds one inside longer text (a log line), not glued to other digits.
+# text of that shape (day and month as groups 1 and 2).  ``CPR_IN_TEXT_RE``
+# finds anything CPR-shaped inside longer text (a log line, a reason): ten
+# digits, or six, a dash or a space, and four, not glued to other digits;
+# deliberately wider than a valid number (see free_text.py).
 _CPR = r"(\d{2})(\d{2})\d{2}-?\d{4}"
 CPR_RE = re.compile(rf"^{_CPR}$")
-CPR_IN_TEXT_RE = re.compile(rf"(?<!\d){_CPR}(?!\d)")
+CPR_IN_TEXT_RE = re.compile(r"(?<![0-9])[0-9]{6}[- ]?[0-9]{4}(?![0-9])")
 
 
 def looks_like_cpr(text: str) -> bool:

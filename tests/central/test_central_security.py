@@ -10,6 +10,7 @@ import pytest
 
 from bibbox.locker.domain import config as config_mod
 from bibbox.locker.domain.identity import CardNumber
+from bibbox.locker.domain.messages import CardRead, PinEntered, RelayFired, RelayReleased
 from tests.brokers import Subscriber, broker, broker_factory  # noqa: F401
 from tests.central_helpers import LockerRig, contract_validator, wait_until
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN
@@ -151,14 +152,14 @@ def test_no_card_number_or_pin_on_the_wire_during_a_pickup(broker, rig):
     rig.link(broker.url)
     rig.call(lambda lk: rig.rig.add_patron(ALICE_CARD, ALICE_PIN))
     rig.call(lambda lk: rig.rig.place("h1", ALICE_CARD, 3))
-    rig.controller.post("card", CardNumber.parse(ALICE_CARD))
-    rig.controller.post("pin", "0000")                    # a wrong one first
+    rig.controller.post(CardRead(CardNumber.parse(ALICE_CARD)))
+    rig.controller.post(PinEntered("0000"))                  # a wrong one first
     wait_until(lambda: (rig.controller.board.get("kiosk") or {}).get("message") == "wrong_pin",
                10, "the wrong PIN to be noticed")
-    rig.controller.post("pin", ALICE_PIN)
+    rig.controller.post(PinEntered(ALICE_PIN))
     wait_until(lambda: rig.rig.relays.pulses, 10, "the unlock")
-    rig.controller.post("relay_fired", 3, 0.8)
-    rig.controller.post("relay_released", 3)
+    rig.controller.post(RelayFired(3, 0.8))
+    rig.controller.post(RelayReleased(3))
     rig.door(3, True)
     rig.door(3, False)
     sniffer.wait_for(lambda ms: any(b"hold.collected" in m.payload for m in ms), 10,

@@ -10,6 +10,7 @@ from paho.mqtt.properties import Properties
 
 from bibbox.central.verifier import CentralVerifier
 from bibbox.locker.domain.identity import Pin
+from bibbox.locker.domain.messages import CardRead, PinEntered
 from tests.brokers import Subscriber, broker, broker_factory  # noqa: F401
 from tests.central_helpers import LockerRig, contract_validator, wait_until
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN
@@ -123,8 +124,8 @@ def test_a_pickup_decided_by_central_never_puts_the_card_number_on_the_wire(brok
     link, v = make(rig, broker)
     rig.locker.verifier = v
     from bibbox.locker.domain.identity import CardNumber
-    rig.controller.post("card", CardNumber.parse(ALICE_CARD))
-    rig.controller.post("pin", ALICE_PIN)
+    rig.controller.post(CardRead(CardNumber.parse(ALICE_CARD)))
+    rig.controller.post(PinEntered(ALICE_PIN))
     wait_until(lambda: rig.rig.relays.pulses, 10, "the door to be unlocked")
     assert rig.rig.relays.pulses[0][0] == 2
     central.sub.wait_for(lambda ms: any(m.topic.endswith("/events") for m in ms))

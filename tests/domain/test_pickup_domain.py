@@ -5,6 +5,7 @@ import sqlite3
 import pytest
 
 from bibbox.locker.domain.model import HoldState
+from bibbox.locker.domain.messages import KioskAction, PickupCodeEntered, PinEntered, ReaderOnline
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN, BOB_CARD, BOB_PIN, Rig, SilentCentral
 
 
@@ -107,8 +108,8 @@ def test_pin_with_letters_is_refused_without_counting(rig):
 def test_double_tapped_ok_verifies_once(rig):
     rig.place("h1", ALICE_CARD, 1)
     rig.card(ALICE_CARD)
-    rig.controller.post("pin", ALICE_PIN)
-    rig.controller.post("pin", ALICE_PIN)
+    rig.controller.post(PinEntered(ALICE_PIN))
+    rig.controller.post(PinEntered(ALICE_PIN))
     rig.run()
     rig.run()
     assert rig.fire_all() == [1]
@@ -170,11 +171,11 @@ def test_flapping_sensor_raises_one_alarm_and_clears_when_quiet(rig):
 
 
 def test_reader_offline_alarm(rig):
-    rig.controller.post("reader_online", False)
-    rig.controller.post("reader_online", False)
+    rig.controller.post(ReaderOnline(False))
+    rig.controller.post(ReaderOnline(False))
     rig.run()
     assert [a["alarm"] for a in rig.state["alarms"]] == ["reader_offline"]
-    rig.controller.post("reader_online", True)
+    rig.controller.post(ReaderOnline(True))
     rig.run()
     assert rig.state["alarms"] == []
 
@@ -343,10 +344,10 @@ def test_offline_pickup_code_policy_opens_only_matching_holds(tmp_path):
     rig.card(ALICE_CARD)
     rig.pin("0000")
     assert (rig.kiosk["screen"], rig.kiosk["message"]) == ("code", "central_offline")
-    rig.controller.post("pickup_code", "WRONG1")
+    rig.controller.post(PickupCodeEntered("WRONG1"))
     rig.run()
     assert (rig.kiosk["screen"], rig.kiosk["message"]) == ("code", "wrong_code")
-    rig.controller.post("pickup_code", "7q4k")
+    rig.controller.post(PickupCodeEntered("7q4k"))
     rig.run()
     assert rig.fire_all() == [1]
 
@@ -397,6 +398,6 @@ def test_code_screen_can_be_cancelled_and_ignores_other_cards(tmp_path):
     assert rig.kiosk["screen"] == "code"
     rig.card(BOB_CARD)
     assert rig.kiosk["screen"] == "code" and rig.kiosk["notice"] == "busy_other_card"
-    rig.controller.post("kiosk", "cancel")
+    rig.controller.post(KioskAction("cancel"))
     rig.run()
     assert rig.kiosk["screen"] == "idle"

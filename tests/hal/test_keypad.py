@@ -8,6 +8,7 @@ from gpiozero.pins.mock import MockFactory
 
 from bibbox.hal.keypad import KEYS_4X3, MatrixKeypad, PinPad, serial_keypad
 from bibbox.hal.simulator import _WatchedPin, _gpio_number
+from bibbox.locker.domain.messages import KeypadDigits, PinEntered
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN, Rig
 
 
@@ -16,9 +17,9 @@ class Recorder:
         self.messages = []
         self.got_pin = threading.Event()
 
-    def post(self, name, *args):
-        self.messages.append((name, *args))
-        if name == "pin":
+    def post(self, message):
+        self.messages.append(message)
+        if isinstance(message, PinEntered):
             self.got_pin.set()
 
 
@@ -27,8 +28,8 @@ def test_pin_pad_collects_erases_and_submits():
     pad = PinPad(rec.post)
     for key in "12*98#":
         pad.key(key)
-    assert rec.messages == [("keypad", 1), ("keypad", 2), ("keypad", 0), ("keypad", 1),
-                            ("keypad", 2), ("pin", "98")]
+    assert rec.messages == [KeypadDigits(1), KeypadDigits(2), KeypadDigits(0),
+                            KeypadDigits(1), KeypadDigits(2), PinEntered("98")]
 
 
 def test_serial_keypad_on_a_pty_opens_the_patrons_door(tmp_path):
@@ -52,7 +53,7 @@ def test_serial_keypad_on_a_pty_opens_the_patrons_door(tmp_path):
         os.close(master)
         os.close(slave)
     for message in rec.messages:          # replay into the real controller
-        rig.controller.post(*message)
+        rig.controller.post(message)
     rig.run()
     rig.run()
     assert rig.fire_all() == [2]
@@ -88,7 +89,7 @@ def test_matrix_keypad_scans_on_the_column_edge():
             update_columns()
             pressed["key"] = None
             update_columns()
-        assert ("pin", "4711") in rec.messages
+        assert PinEntered("4711") in rec.messages
         assert all(factory.pin(r).state is False for r in rows)  # rows low (idle)
     finally:
         keypad.close()
@@ -99,6 +100,6 @@ def test_kiosk_shows_dots_for_the_physical_pad(tmp_path):
     rig = Rig(tmp_path)
     rig.start()
     rig.card(ALICE_CARD)
-    rig.controller.post("keypad", 3)
+    rig.controller.post(KeypadDigits(3))
     rig.run()
     assert rig.kiosk["keypad_digits"] == 3

@@ -1,7 +1,7 @@
 """The wall clock jumps (NTP after a power cut, a dead RTC).
 
 Pulses, timeouts and alarms run on monotonic time, so a wall jump changes
-none of them.  Deadlines run on wall time through ``locker.core.GuardedClock``:
+none of them.  Deadlines run on wall time through ``locker.domain.clock.GuardedClock``:
 while the system clock reads far behind the newest time this locker has seen
 (persisted in the store, so this holds across a reboot), deadlines use that
 time plus the monotonic time elapsed since.  So a backward jump neither
@@ -13,7 +13,8 @@ when their time has really passed.
 import logging
 
 from bibbox.locker.domain.clock import FakeClock
-from bibbox.locker.domain.core import WALL_SEEN_KEY, GuardedClock
+from bibbox.locker.domain.clock import GuardedClock
+from bibbox.locker.domain.core import WALL_SEEN_KEY
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN, BOB_CARD, BOB_PIN, Rig
 
 DAY = 86400.0

@@ -33,6 +33,7 @@ import pytest
 
 from bibbox.locker.domain import core
 from bibbox.locker.domain.errors import StoreError
+from bibbox.locker.domain.messages import KioskAction
 from bibbox.daemon.systemd import check_health
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN, Rig
 from tests.fault_helpers import (alarms, enter_pin, fill_disk, mount_tmpfs, place_hold,
@@ -100,7 +101,7 @@ def test_a_refused_write_ahead_fires_no_relay_and_raises_the_alarm_once(tmp_path
     assert db_rows(tmp_path / "bibbox.db", "SELECT state FROM holds") == [("ready",)]
     assert rig.locker.openings == {} and rig.locker.holds["H1"].state.value == "ready"
     # More traffic while the disk refuses: refused at the card, logged no more.
-    rig.locker.on_kiosk("cancel")
+    rig.locker.kiosk_action(KioskAction("cancel"))
     rig.card(ALICE_CARD)
     assert (rig.kiosk["screen"], rig.kiosk["message"]) == ("denied", "service_unavailable")
     with pytest.raises(StoreError):
@@ -116,7 +117,7 @@ def test_a_refused_write_ahead_fires_no_relay_and_raises_the_alarm_once(tmp_path
               for r in rig.store.outbox_batch(limit=1000)]
     assert ("alarm.raised", "storage_error") in events
     assert ("alarm.cleared", "storage_error") in events
-    rig.locker.on_kiosk("cancel")
+    rig.locker.kiosk_action(KioskAction("cancel"))
     rig.card(ALICE_CARD)
     rig.pin(ALICE_PIN)
     assert [n for n, _ in rig.relays.pulses] == [1]
@@ -191,7 +192,7 @@ def test_a_full_disk_raises_the_alarm_opens_nothing_and_recovers(tmpfs, fast_ret
         assert len(storage_logs(caplog)) == 1
         os.unlink(filler)
         wait_until(lambda: STORAGE not in alarms(daemon), 5, what="the alarm to clear")
-        daemon.controller.post("kiosk", "cancel")
+        daemon.controller.post(KioskAction("cancel"))
         present_card(daemon, 0)
         enter_pin(daemon, 0)
         wait_until(lambda: daemon.simulator.door_is_open(1), 5, what="door 1 to open")

@@ -25,6 +25,7 @@ import re
 
 import pytest
 
+from bibbox.locker.domain.messages import PinEntered
 from tests.browser import Kiosk
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -178,7 +179,7 @@ def test_the_wal_was_scanned_while_it_held_data(make_demo, tmp_path):
     board = daemon.controller.board
     view = board.wait_newer("kiosk", board.get("kiosk")["version"], timeout=5)
     assert view["screen"] == "pin"
-    daemon.controller.post("pin", KAREN_PIN)
+    daemon.controller.post(PinEntered(KAREN_PIN))
     for _ in range(50):
         if view["screen"] not in ("pin", "verifying"):
             break

@@ -16,6 +16,7 @@ import re
 import pytest
 
 from bibbox.daemon.config_file import load as load_config
+from bibbox.locker.domain.messages import KioskAction, PickupCodeEntered, PinEntered
 from tests.browser import (Kiosk, browser, demo, kiosk, kiosk_page,  # noqa: F401
                            make_demo, screenshot)
 
@@ -169,10 +170,10 @@ def test_double_tapped_ok_sends_one_pin(kiosk):
     pins_posted = []
     post = daemon.controller.post
 
-    def counting_post(name, *args):
-        if name == "pin":
-            pins_posted.append(name)       # count only: never keep a PIN
-        return post(name, *args)
+    def counting_post(message):
+        if isinstance(message, PinEntered):
+            pins_posted.append("pin")      # count only: never keep a PIN
+        return post(message)
 
     daemon.controller.post = counting_post  # the kiosk API looks it up per request
     fired = watch_relays(daemon)
@@ -410,8 +411,8 @@ class BoardOnly:
         from bibbox.locker.app.controller import Board
         self.board, self.posted = Board(), []
 
-    def post(self, name, *args):
-        self.posted.append((name, args))
+    def post(self, message):
+        self.posted.append(message)
 
 
 @pytest.fixture
@@ -541,7 +542,7 @@ def test_pickup_code_screen_when_central_is_offline(canned):
     with page.expect_response("**/api/kiosk/code") as answer:
         page.get_by_test_id("key-ok").click()
     assert answer.value.request.post_data_json == {"code": "7011AB"}
-    assert controller.posted[-1] == ("pickup_code", ("7011AB",))
+    assert controller.posted[-1] == PickupCodeEntered("7011AB")
     expect(dots).to_have_attribute("data-count", "0")
     show(**{**SESSION, "screen": "code", "message": "wrong_code", "tries_left": 2,
             "seconds_left": 30})
@@ -585,8 +586,8 @@ def test_buttons_post_the_right_requests(canned):
     stored = page.evaluate("() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage)"
                            " + document.cookie + location.href")
     assert "5678" not in stored
-    assert controller.posted == [("kiosk", ("extend",)), ("kiosk", ("cancel",)),
-                                 ("kiosk", ("cancel",)), ("pin", ("5678",))]
+    assert controller.posted == [KioskAction("extend"), KioskAction("cancel"),
+                                 KioskAction("cancel"), PinEntered("5678")]
     show(**{**SESSION, "screen": "verifying"})       # the answer re-enables nothing yet
     show(**{**SESSION, "screen": "pin", "message": "wrong_pin", "tries_left": 1,
             "seconds_left": 30})

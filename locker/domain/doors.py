@@ -1,0 +1,215 @@
+"""Doors: what each door is doing, and the openings in flight.
+
+:class:`Doors` owns the door tracks (not persisted: re-read at start) and
+the openings (persisted write-ahead, so a restart knows what was in flight).
+It answers with results -- the new door state, the doors that are due --
+and leaves what they mean for holds, sessions and alarms to the locker.
+
+An opening is written before its relay is asked to pulse: use cases that
+open a door as part of a larger change call :meth:`Doors.plan`, write with
+:meth:`Doors.write_openings` in their own unit, then :meth:`Doors.started`.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+from bibbox.locker.domain.errors import StoreError
+from bibbox.locker.domain.model import AlarmKind, DoorState, EventType, Opening
+
+FORCED_SETTLE_S = 2.0   # a forced-door alarm clears once the door stays shut this long
+
+
+@dataclass
+class DoorTrack:
+    """What we know of one door right now (not persisted: re-read at start)."""
+    state: DoorState = DoorState.UNKNOWN
+    energised: bool = False
+    opened_mono: float | None = None
+    edges: collections.deque = field(default_factory=lambda: collections.deque(maxlen=2000))
+
+
+@dataclass(frozen=True)
+class DoorsDue:
+    """What the doors need now (see :meth:`Doors.due`)."""
+    jammed: list     # openings fired with no door movement in time
+    alarms: list     # (raise?, AlarmKind, number), in door order
+
+
+class Doors:
+    """Door tracks and openings, by compartment number."""
+
+    def __init__(self, clock, store, relays, timing):
+        self.clock, self.store, self.relays, self.timing = clock, store, relays, timing
+        self.tracks: dict[int, DoorTrack] = {}
+        self.openings: dict[int, Opening] = {}
+        self.unstored_open: set[int] = set()   # seen open while the database refused it
+
+    def read(self, numbers, readings):
+        """The doors as they are at start (``readings``: number -> state)."""
+        now = self.clock.monotonic()
+        for number in numbers:
+            state = DoorState(readings.get(number, "unknown"))
+            self.tracks[number] = DoorTrack(
+                state=state, opened_mono=now if state is DoorState.OPEN else None)
+
+    def state_of(self, number):
+        return self.tracks[number].state if number in self.tracks else None
+
+    # -- opening --------------------------------------------------------------------
+    def plan(self, numbers, purpose, *, session="", actor="", reason=""):
+        """New openings for ``numbers`` (not written, not started)."""
+        now = self.clock.monotonic()
+        return [Opening(n, purpose, session, actor, reason, requested_mono=now)
+                for n in numbers]
+
+    @staticmethod
+    def write_openings(unit, openings, patron=None):
+        """Record the intent to open (write-ahead) in ``unit``."""
+        for o in openings:
+            unit.put_opening(o)
+            unit.audit(o.actor or "system", "unlock", compartment=o.compartment,
+                       patron=patron, reason=o.reason)
+
+    def started(self, openings):
+        """``openings`` are committed: track them, then pulse their relays."""
+        for o in openings:
+            self.openings[o.compartment] = o
+        for o in openings:
+            self.relays.pulse(o.compartment, self.timing.pulse_s)
+
+    def open(self, numbers, purpose, *, session="", actor="", reason="", patron=None):
+        """Open ``numbers`` as a use case of its own: write-ahead, then pulse."""
+        new = self.plan(numbers, purpose, session=session, actor=actor, reason=reason)
+        with self.store.unit() as unit:
+            self.write_openings(unit, new, patron)
+        self.started(new)
+        return new
+
+    # -- what the hardware reports --------------------------------------------------
+    def relay_fired(self, number):
+        """The coil of ``number`` is energised; returns its opening, if any."""
+        self.tracks[number].energised = True
+        opening = self.openings.get(number)
+        if opening is not None:
+            opening.fired = True
+            opening.fired_mono = self.clock.monotonic()
+            with self.store.unit() as unit:
+                unit.event(EventType.LOCK_RELEASED, {"compartment": number,
+                                                     "purpose": opening.purpose.value})
+        return opening
+
+    def relay_released(self, number):
+        """True if ``number`` is a known door (now locked again)."""
+        door = self.tracks.get(number)
+        if door is None:
+            return False
+        door.energised = False
+        return True
+
+    def sensor_changed(self, number, is_open):
+        """Record a sensor edge; the new DoorState, or None if the door is
+        unknown or did not change."""
+        door = self.tracks.get(number)
+        new = DoorState.OPEN if is_open else DoorState.CLOSED
+        if door is None or door.state is new:
+            return None
+        now = self.clock.monotonic()
+        door.state = new
+        door.edges.append(now)
+        door.opened_mono = now if new is DoorState.OPEN else None
+        return new
+
+    def too_many_edges(self, number):
+        """The sensor moved more than ``flap_edges`` times in the flap window."""
+        window, now = self.timing.flap_window_s, self.clock.monotonic()
+        recent = sum(1 for t in self.tracks[number].edges if t >= now - window)
+        return recent > self.timing.flap_edges
+
+    def seen_open(self, number):
+        """The door of an opening was seen open: a physical fact, kept in
+        memory even if it cannot be stored.  Returns the opening if this is
+        news, else None."""
+        opening = self.openings.get(number)
+        if opening is None or opening.seen_open:
+            return None
+        opening.seen_open = True
+        opening.jammed = False
+        return opening
+
+    def store_seen_open(self, number):
+        """Store that the opening's door was seen open (retried by the
+        locker once the database takes writes again)."""
+        opening = self.openings[number]
+        try:
+            with self.store.unit() as unit:
+                unit.put_opening(opening)
+                unit.event(EventType.DOOR_OPENED, {"compartment": number,
+                                                   "purpose": opening.purpose.value})
+        except StoreError:
+            self.unstored_open.add(number)
+            raise
+        self.unstored_open.discard(number)
+
+    def record_closed(self, number):
+        """A door closed with no opening to finish."""
+        with self.store.unit() as unit:
+            unit.event(EventType.DOOR_CLOSED, {"compartment": number})
+
+    # -- finishing openings (in the caller's unit) ------------------------------------
+    @staticmethod
+    def write_completed(unit, opening):
+        unit.drop_opening(opening.compartment)
+        unit.event(EventType.DOOR_CLOSED, {"compartment": opening.compartment,
+                                           "purpose": opening.purpose.value})
+
+    @staticmethod
+    def write_jammed(unit, opening):
+        unit.drop_opening(opening.compartment)
+        unit.audit("system", "door_jammed", compartment=opening.compartment,
+                   reason=opening.reason)
+
+    @staticmethod
+    def write_abandoned(unit, opening):
+        unit.drop_opening(opening.compartment)
+        unit.audit("system", "opening_abandoned", compartment=opening.compartment,
+                   reason="restart before the door was seen open")
+
+    # -- time ---------------------------------------------------------------------------
+    def _waiting(self, opening):
+        return opening.fired_mono is not None and not opening.seen_open and not opening.jammed
+
+    def due(self, now):
+        """What is due at monotonic ``now``."""
+        t = self.timing
+        jammed = [n for n, o in self.openings.items()
+                  if self._waiting(o) and now >= o.fired_mono + t.door_open_timeout_s]
+        alarms = []
+        for number, door in self.tracks.items():
+            if door.state is DoorState.OPEN and door.opened_mono is not None and \
+                    now >= door.opened_mono + t.door_held_open_s:
+                alarms.append((True, AlarmKind.DOOR_HELD_OPEN, number))
+            if door.edges and now >= door.edges[-1] + t.flap_window_s:
+                alarms.append((False, AlarmKind.SENSOR_FLAPPING, number))
+            if door.state is DoorState.CLOSED and (
+                    not door.edges or now >= door.edges[-1] + FORCED_SETTLE_S):
+                alarms.append((False, AlarmKind.DOOR_FORCED, number))
+        return DoorsDue(jammed, alarms)
+
+    def deadlines(self, is_raised):
+        """Monotonic times at which :meth:`due` will have work;
+        ``is_raised(kind, number)`` tells which alarms are up."""
+        t = self.timing
+        times = [o.fired_mono + t.door_open_timeout_s for o in self.openings.values()
+                 if self._waiting(o)]
+        for number, door in self.tracks.items():
+            if door.state is DoorState.OPEN and door.opened_mono is not None and \
+                    not is_raised(AlarmKind.DOOR_HELD_OPEN, number):
+                times.append(door.opened_mono + t.door_held_open_s)
+            if door.edges and is_raised(AlarmKind.SENSOR_FLAPPING, number):
+                times.append(door.edges[-1] + t.flap_window_s)
+            if door.state is DoorState.CLOSED and door.edges and \
+                    is_raised(AlarmKind.DOOR_FORCED, number):
+                times.append(door.edges[-1] + FORCED_SETTLE_S)
+        return times

@@ -1,0 +1,97 @@
+"""The messages adapters post to the controller, one frozen class each.
+
+An adapter builds one of these and hands it to ``Controller.post``; the
+controller looks its handler up by the message's type (see
+``bibbox.locker.app.controller.HANDLERS``).  A card read therefore travels
+``hal/cardreader.py`` -> :class:`CardRead` -> ``Locker.card_read`` -> the
+relay pulse, by names alone.
+
+Fields that hold a card number, a PIN or a pickup code are left out of the
+``repr``, so a message that reaches a log line never carries them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bibbox.locker.domain.identity import CardNumber
+from bibbox.locker.domain.patrons import Verdict
+
+
+@dataclass(frozen=True)
+class CardRead:
+    """The card reader (or the keypad's card entry) read a card."""
+    card: CardNumber = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PinEntered:
+    """The patron pressed OK on the kiosk's or the physical PIN pad."""
+    text: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class KeypadDigits:
+    """A physical PIN pad has ``count`` digits typed (the kiosk shows dots)."""
+    count: int
+
+
+@dataclass(frozen=True)
+class KioskAction:
+    """A kiosk button: ``cancel`` or ``extend``."""
+    action: str
+
+
+@dataclass(frozen=True)
+class PickupCodeEntered:
+    """The patron typed the pickup code from their message (central offline)."""
+    text: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class VerdictReceived:
+    """A verifier answered for the patron session ``session_id``."""
+    session_id: str
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class DoorChanged:
+    """A door sensor changed (doors are event driven, never polled)."""
+    compartment: int
+    is_open: bool
+
+
+@dataclass(frozen=True)
+class RelayFired:
+    """The relay adapter energised a lock's coil for ``pulse_s`` seconds."""
+    compartment: int
+    pulse_s: float
+
+
+@dataclass(frozen=True)
+class RelayReleased:
+    """The relay adapter switched a lock's coil off again."""
+    compartment: int
+
+
+@dataclass(frozen=True)
+class ReaderOnline:
+    """The card reader came online (True) or went offline (False)."""
+    online: bool
+
+
+@dataclass(frozen=True)
+class ReaderGarbled:
+    """The card reader got data it could not read as a card."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Nothing to do but look at the clock again (a test moved a fake clock)."""
+
+
+Message = (CardRead | PinEntered | KeypadDigits | KioskAction | PickupCodeEntered |
+           VerdictReceived | DoorChanged | RelayFired | RelayReleased | ReaderOnline |
+           ReaderGarbled | Wake)

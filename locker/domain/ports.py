@@ -1,0 +1,116 @@
+"""What the domain is handed: the ports, as :class:`typing.Protocol` classes.
+
+The domain never probes an adapter for what it can do: each port below is
+the whole of what the domain (and the controller) use, and every adapter
+passed in provides all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from bibbox.locker.domain.identity import CardNumber, Pin
+from bibbox.locker.domain.messages import Message
+from bibbox.locker.domain.model import Compartment, Hold, Opening
+from bibbox.locker.domain.patrons import Verdict
+
+
+class Clock(Protocol):
+    """Injected time (see :mod:`bibbox.locker.domain.clock`)."""
+
+    def monotonic(self) -> float: ...
+
+    def wall(self) -> float: ...
+
+
+class Relays(Protocol):
+    """The lock relays.  ``pulse`` energises a coil for a capped pulse and
+    returns at once; the adapter reports back with ``RelayFired`` and
+    ``RelayReleased`` messages."""
+
+    def pulse(self, compartment: int, seconds: float) -> None: ...
+
+
+class Verifier(Protocol):
+    """Patron verification.  ``done`` is called exactly once, from any
+    thread, possibly before ``verify`` returns.  Adapters never log or store
+    the PIN; the locker owns the wrong-PIN counter and the card block."""
+
+    def verify(self, patron_hash: str, pin: Pin,
+               done: Callable[[Verdict], None]) -> None: ...
+
+
+class Hasher(Protocol):
+    """Keyed hashes: the only form a card number, PIN or code is kept in."""
+
+    def patron(self, card: CardNumber) -> str: ...
+
+    def pin(self, patron_hash: str, pin: Pin) -> str: ...
+
+    def pickup_code(self, hold_id: str, code: str) -> str: ...
+
+
+class Unit(Protocol):
+    """One open store transaction: everything written through it is
+    committed together or not at all."""
+
+    def put_hold(self, hold: Hold) -> None: ...
+
+    def put_compartment(self, compartment: Compartment) -> None: ...
+
+    def put_opening(self, opening: Opening) -> None: ...
+
+    def drop_opening(self, compartment: int) -> None: ...
+
+    def set_pin_failures(self, patron_hash: str, count: int,
+                         blocked_until: float | None) -> None: ...
+
+    def raise_alarm(self, key: str, kind: str, compartment: int | None) -> None: ...
+
+    def clear_alarm(self, key: str) -> None: ...
+
+    def put_patron(self, patron_hash: str, pin_hash: str, block_reason: str) -> None: ...
+
+    def set_meta(self, key: str, value: Any) -> None: ...
+
+    def event(self, type_: str, data: dict) -> tuple[int, str]: ...
+
+    def audit(self, actor: str, action: str, *, compartment: int | None = None,
+              patron: str | None = None, reason: str = "", detail: str = "") -> None: ...
+
+
+class Store(Protocol):
+    """The durable store.  ``unit()`` raises StoreError when the disk refuses
+    the write.  ``on_commit`` is the commit hook: each callable in it is run
+    with the committed unit's events after every commit."""
+
+    on_commit: list[Callable[[list], None]]
+
+    def unit(self) -> AbstractContextManager[Unit]: ...
+
+    def compartments(self) -> list[Compartment]: ...
+
+    def active_holds(self) -> list[Hold]: ...
+
+    def hold(self, hold_id: str) -> Hold | None: ...
+
+    def openings(self) -> list[Opening]: ...
+
+    def alarms(self) -> list[dict]: ...
+
+    def pin_failures(self, patron_hash: str) -> tuple[int, float | None]: ...
+
+    def patron(self, patron_hash: str) -> dict | None: ...
+
+    def meta(self, key: str, default: str | None = None) -> str | None: ...
+
+    def outbox_depth(self) -> int: ...
+
+
+Post = Callable[[Message], None]
+"""Queue a message for the locker (answers coming back from other threads)."""
+
+Publish = Callable[[str, dict], None]
+"""Hand a fresh snapshot (``"kiosk"`` or ``"state"``) to readers."""

@@ -1,0 +1,322 @@
+"""The patron at the kiosk: card, PIN, verdict, doors, receipt.
+
+:class:`Sessions` owns the one patron session and the kiosk notice.  It
+decides what the patron sees and, once a patron may open doors, returns a
+:class:`Pickup` for the locker to carry out: the doors are not its to open.
+It writes only its own facts: the wrong-PIN counter and pickup denials.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from bibbox.locker.domain import patrons
+from bibbox.locker.domain.errors import CardFormatError, CommandError
+from bibbox.locker.domain.identity import Pin, constant_time_equal
+from bibbox.locker.domain.model import EventType, Item
+
+log = logging.getLogger("bibbox.locker")
+
+# Kiosk screens and messages: the kiosk page translates these codes.
+SCREEN_IDLE, SCREEN_PIN, SCREEN_VERIFYING = "idle", "pin", "verifying"
+SCREEN_OPENING, SCREEN_RECEIPT, SCREEN_DENIED = "opening", "receipt", "denied"
+SCREEN_CODE = "code"   # central is offline: the pickup code from the patron's message
+DENIED_SCREEN_S = 12.0
+DOOR_DONE = ("closed", "jammed", "unavailable")
+
+
+@dataclass
+class PatronSession:
+    """One patron at the kiosk, from card to receipt."""
+    id: str
+    patron_hash: str
+    screen: str
+    deadline: float                    # monotonic; the screen's timeout
+    message: str = ""
+    tries_left: int | None = None
+    compartments: dict = field(default_factory=dict)   # number -> status
+    items: list = field(default_factory=list)          # Item, for the receipt
+    verdict: patrons.Verdict | None = None
+    minutes_blocked: int | None = None
+    keypad_digits: int = 0
+    item_compartment: dict = field(default_factory=dict)   # barcode -> compartment
+
+    def receipt_items(self):
+        """The items the patron is getting: none from a door that jammed."""
+        if self.verdict is None:
+            return []
+        jammed = {n for n, status in self.compartments.items() if status == "jammed"}
+        due_for, default = self.verdict.due or {}, self.verdict.default_due
+        return [Item(i.barcode, i.title, due_for.get(i.barcode, default))
+                for i in self.items if self.item_compartment.get(i.barcode) not in jammed]
+
+
+@dataclass(frozen=True)
+class Pickup:
+    """The patron of ``session_id`` may take ``holds`` (ready, theirs)."""
+    session_id: str
+    patron_hash: str
+    holds: list
+    verdict: patrons.Verdict
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    """Ask the verifier about ``pin`` for the session ``session_id``."""
+    session_id: str
+    patron_hash: str
+    pin: Pin
+
+
+class Sessions:
+    """The patron session.  ``dirty(kiosk=..., state=...)`` is told which
+    snapshots a change made stale."""
+
+    def __init__(self, cfg, clock, store, hasher, dirty):
+        self.cfg, self.timing = cfg, cfg.timing
+        self.clock, self.store, self.hasher, self.dirty = clock, store, hasher, dirty
+        self.session: PatronSession | None = None
+        self.notice = ""                  # a transient kiosk notice code
+
+    # -- card and PIN -------------------------------------------------------------
+    def card_read(self, patron_hash, storage_down):
+        """A card was read.  ``storage_down``: the database refuses writes."""
+        now = self.clock.monotonic()
+        s = self.session
+        if s and s.screen in (SCREEN_VERIFYING, SCREEN_OPENING):
+            return self.notify("busy")
+        if s and s.screen in (SCREEN_PIN, SCREEN_CODE) and s.patron_hash != patron_hash:
+            return self.notify("busy_other_card")
+        if s and s.screen == SCREEN_CODE:
+            return None  # the same card again while the code is typed: keep going
+        if storage_down:
+            self.session = PatronSession(uuid.uuid4().hex, patron_hash, SCREEN_DENIED, now)
+            return self._show_unavailable(self.session)   # nothing could be recorded
+        count, blocked_until = self.store.pin_failures(patron_hash)
+        if blocked_until is not None and blocked_until > self.clock.wall():
+            minutes = int((blocked_until - self.clock.wall()) // 60) + 1
+            self.session = PatronSession(uuid.uuid4().hex, patron_hash, SCREEN_DENIED,
+                                         now + DENIED_SCREEN_S, message="card_blocked",
+                                         minutes_blocked=minutes)
+            self._record_denial("card_blocked")
+            return self.dirty(kiosk=True)
+        self.session = PatronSession(uuid.uuid4().hex, patron_hash, SCREEN_PIN,
+                                     now + self.timing.pin_timeout_s)
+        self.notice = ""
+        return self.dirty(kiosk=True)
+
+    def pin_entered(self, text):
+        """OK was pressed with ``text``; a :class:`PinCheck` to send to the
+        verifier, or None."""
+        s = self.session
+        if s is None or s.screen != SCREEN_PIN:
+            return None  # a double-tapped OK or a PIN with no card: nothing to do
+        try:
+            pin = Pin.parse(text)
+        except CardFormatError:
+            s.message = "pin_format"
+            self.dirty(kiosk=True)
+            return None
+        s.screen, s.message, s.keypad_digits = SCREEN_VERIFYING, "", 0
+        s.deadline = self.clock.monotonic() + self.cfg.verifier.timeout_s + 2.0
+        self.dirty(kiosk=True)
+        return PinCheck(s.id, s.patron_hash, pin)
+
+    def keypad_digits(self, count):
+        s = self.session
+        if s is not None and s.screen == SCREEN_PIN:
+            s.keypad_digits = int(count)
+            s.deadline = self.clock.monotonic() + self.timing.pin_timeout_s
+            self.dirty(kiosk=True)
+
+    def kiosk_action(self, action):
+        """``cancel`` (back to idle) or ``extend`` (more time)."""
+        s = self.session
+        if s is None:
+            return
+        if action == "cancel":
+            if s.screen in (SCREEN_PIN, SCREEN_CODE, SCREEN_RECEIPT, SCREEN_DENIED):
+                self.end("cancel")
+        elif action == "extend":
+            s.deadline = self.clock.monotonic() + (
+                self.timing.pin_timeout_s if s.screen in (SCREEN_PIN, SCREEN_CODE)
+                else self.timing.kiosk_idle_s)
+            self.dirty(kiosk=True)
+        else:
+            raise CommandError("unknown_action", f"unknown kiosk action {action!r}")
+
+    # -- the verdict ---------------------------------------------------------------
+    def verdict_received(self, session_id, verdict, ready_for, has_expired):
+        """The verifier answered.  ``ready_for(patron_hash)`` lists the
+        patron's holds ready now, ``has_expired(patron_hash)`` whether one
+        expired.  A :class:`Pickup` if doors may open, else None."""
+        s = self.session
+        if s is None or s.id != session_id or s.screen != SCREEN_VERIFYING:
+            return None  # the session timed out or was cancelled meanwhile
+        if verdict.outcome == patrons.ACCEPTED:
+            count, blocked_until = self.store.pin_failures(s.patron_hash)
+            if count or blocked_until:
+                with self.store.unit() as unit:
+                    unit.set_pin_failures(s.patron_hash, 0, None)
+            ready = ready_for(s.patron_hash)
+            if not ready:
+                self.deny("only_expired" if has_expired(s.patron_hash) else "nothing_here")
+                return None
+            return Pickup(s.id, s.patron_hash, ready, verdict)
+        if verdict.outcome == patrons.WRONG_PIN:
+            self._wrong_pin(s)
+            return None
+        if verdict.outcome == patrons.UNAVAILABLE and \
+                self.cfg.verifier.offline_policy == "pickup-code" and any(
+                    h.pickup_code_hash for h in ready_for(s.patron_hash)):
+            s.screen, s.message = SCREEN_CODE, "central_offline"
+            s.deadline = self.clock.monotonic() + self.timing.pin_timeout_s
+            self.dirty(kiosk=True)
+            return None
+        code = {patrons.BLOCKED: "patron_blocked", patrons.UNKNOWN: "unknown_card",
+                patrons.UNAVAILABLE: "service_unavailable"}.get(verdict.outcome,
+                                                                 "service_unavailable")
+        self.deny(code, reason=verdict.reason if code == "patron_blocked" else "")
+        return None
+
+    def pickup_code(self, text, ready_for):
+        """Offline policy ``pickup-code``: the patron typed the code from
+        their message.  A :class:`Pickup` of the holds whose code hash
+        matches, or None; a wrong code counts like a wrong PIN."""
+        s = self.session
+        if s is None or s.screen != SCREEN_CODE:
+            return None
+        if not isinstance(text, str) or not text.strip().isalnum() or len(text) > 16:
+            s.message = "code_format"
+            self.dirty(kiosk=True)
+            return None
+        code = text.strip().upper()
+        matching = [h for h in ready_for(s.patron_hash) if h.pickup_code_hash and
+                    constant_time_equal(h.pickup_code_hash,
+                                        self.hasher.pickup_code(h.id, code))]
+        if not matching:
+            self._wrong_pin(s)
+            if s.screen == SCREEN_PIN:
+                s.screen, s.message = SCREEN_CODE, "wrong_code"
+            return None
+        return Pickup(s.id, s.patron_hash, matching,
+                      patrons.Verdict(patrons.ACCEPTED, reason="pickup_code"))
+
+    def _wrong_pin(self, s):
+        count, _ = self.store.pin_failures(s.patron_hash)
+        count += 1
+        tries = self.timing.pin_tries
+        blocked_until = None
+        if count >= tries:
+            blocked_until = self.clock.wall() + self.timing.pin_block_minutes * 60
+        with self.store.unit() as unit:
+            unit.set_pin_failures(s.patron_hash, 0 if blocked_until else count,
+                                  blocked_until)
+        if blocked_until:
+            s.minutes_blocked = int(self.timing.pin_block_minutes)
+            return self.deny("card_blocked")
+        s.screen, s.message, s.tries_left = SCREEN_PIN, "wrong_pin", tries - count
+        s.deadline = self.clock.monotonic() + self.timing.pin_timeout_s
+        self._record_denial("wrong_pin")
+        return self.dirty(kiosk=True)
+
+    # -- doors -----------------------------------------------------------------------
+    def plan_pickup(self, pickup, can_open):
+        """Which of the pickup's compartments to open (``can_open(number)``);
+        the session shows the others as unavailable.  [] denies."""
+        s = self.session
+        s.verdict = pickup.verdict
+        to_open = []
+        for number in sorted({h.compartment for h in pickup.holds}):
+            if can_open(number):
+                to_open.append(number)
+                s.compartments[number] = "queued"
+            else:
+                s.compartments[number] = "unavailable"
+        s.items = [i for h in pickup.holds if h.compartment in to_open for i in h.items]
+        s.item_compartment = {i.barcode: h.compartment for h in pickup.holds for i in h.items}
+        if not to_open:
+            self.deny("compartment_unavailable")
+        return to_open
+
+    def pickup_started(self):
+        """The pickup's doors are opening."""
+        s = self.session
+        s.screen, s.message = SCREEN_OPENING, ""
+        s.deadline = self.clock.monotonic() + self.timing.door_open_timeout_s + \
+            self.timing.kiosk_idle_s
+        self.dirty(kiosk=True, state=True)
+
+    def door_status(self, number, status, session_id=None):
+        """A door of the session moved on (unlocked, open, closed, jammed)."""
+        s = self.session
+        if not (s and number in s.compartments and (session_id is None or s.id == session_id)):
+            return
+        s.compartments[number] = status
+        if status == "open":
+            s.deadline = max(s.deadline, self.clock.monotonic() + self.timing.kiosk_idle_s)
+        if s.screen != SCREEN_OPENING:
+            return
+        if all(v in DOOR_DONE for v in s.compartments.values()):
+            s.screen = SCREEN_RECEIPT
+            s.deadline = self.clock.monotonic() + self.timing.kiosk_idle_s
+        self.dirty(kiosk=True)
+
+    def verdict_of(self, session_id):
+        """The verdict of the session ``session_id`` if it is the current one."""
+        s = self.session
+        return s.verdict if s and s.id == session_id else None
+
+    # -- endings ----------------------------------------------------------------------
+    def deny(self, code, reason=""):
+        s = self.session
+        s.screen, s.message = SCREEN_DENIED, code
+        s.tries_left = None
+        s.deadline = self.clock.monotonic() + DENIED_SCREEN_S
+        self._record_denial(code, reason)
+        self.dirty(kiosk=True)
+
+    def storage_failed(self):
+        """The database refuses writes: a patron who has not reached the
+        doors yet is told the service is unavailable."""
+        s = self.session
+        if s is not None and s.screen not in (SCREEN_OPENING, SCREEN_RECEIPT, SCREEN_DENIED):
+            self._show_unavailable(s)
+
+    def _show_unavailable(self, s):
+        s.screen, s.message, s.tries_left = SCREEN_DENIED, "service_unavailable", None
+        s.compartments, s.items = {}, []
+        s.deadline = self.clock.monotonic() + DENIED_SCREEN_S
+        self.dirty(kiosk=True)
+
+    def _record_denial(self, code, reason=""):
+        data = {"reason": code}
+        if reason:
+            data["detail"] = reason
+        with self.store.unit() as unit:
+            unit.event(EventType.PICKUP_DENIED, data)
+        log.info("pickup denied: %s", code)
+
+    def end(self, why):
+        if self.session is not None:
+            log.debug("kiosk session ended (%s)", why)
+        self.session = None
+        self.notice = ""
+        self.dirty(kiosk=True)
+
+    def notify(self, code):
+        self.notice = code
+        self.dirty(kiosk=True)
+
+    def reader_garbled(self):
+        if self.session is None or self.session.screen in (SCREEN_RECEIPT, SCREEN_DENIED):
+            self.notify("card_unreadable")
+
+    def deadline(self):
+        return self.session.deadline if self.session else None
+
+    def time_passed(self, now):
+        if self.session and now >= self.session.deadline:
+            self.end("timeout")

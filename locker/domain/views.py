@@ -1,0 +1,97 @@
+"""What the kiosk, staff and central see: views built from the locker's
+parts, pure functions with no state of their own.  No view holds a card
+number, a PIN or a patron hash (the unload list names a pseudonym at most).
+"""
+
+from __future__ import annotations
+
+import collections
+
+from bibbox.locker.domain.model import AlarmKind, HoldState, OpenPurpose
+from bibbox.locker.domain.sessions import SCREEN_IDLE
+
+UNLOAD_KINDS = (AlarmKind.DOOR_JAMMED.value, AlarmKind.DOOR_FORCED.value, "out_of_service")
+
+
+def kiosk_view(*, version, session, notice, reader_online, locker_name, now):
+    """What the kiosk shows."""
+    view = {"version": version, "screen": SCREEN_IDLE, "notice": notice,
+            "reader_online": reader_online is not False, "locker_name": locker_name}
+    s = session
+    if s is not None:
+        view.update({
+            "screen": s.screen, "message": s.message, "tries_left": s.tries_left,
+            "seconds_left": max(0, round(s.deadline - now)),
+            "minutes_blocked": s.minutes_blocked,
+            "keypad_digits": s.keypad_digits,
+            "compartments": [{"number": n, "status": st}
+                             for n, st in sorted(s.compartments.items())],
+            "items": [i.as_dict() for i in s.receipt_items()],
+        })
+    return view
+
+
+def compartment_state(comp, opening, holds):
+    """free, loading, ready, opening, expired or out_of_service, of ``comp``
+    with its ``opening`` (or None) and the ``holds`` inside."""
+    if comp.out_of_service:
+        return "out_of_service"
+    if opening is not None:
+        return "loading" if opening.purpose is OpenPurpose.LOADING else "opening"
+    states = {h.state for h in holds}
+    for state in (HoldState.LOADING, HoldState.EXPIRED, HoldState.READY):
+        if state in states:
+            return state.value
+    return "free"
+
+
+def state_view(*, version, locker_id, compartments, holds, openings, tracks, alarms,
+               reader_online, default_track):
+    """The locker as staff and central see it; no patron data."""
+    inside = collections.defaultdict(list)     # one pass, not one per compartment
+    for h in holds.values():
+        if h.compartment is not None and h.state.in_locker:
+            inside[h.compartment].append(h)
+    alarms_at = collections.defaultdict(list)
+    for a in alarms.values():
+        alarms_at[a.compartment].append(a.kind.value)
+    comps = []
+    for number, comp in sorted(compartments.items()):
+        door = tracks.get(number, default_track)
+        held = inside.get(number, [])
+        comps.append({
+            "number": number, "size": comp.size,
+            "state": compartment_state(comp, openings.get(number), held),
+            "door": door.state.value,
+            "lock": "released" if door.energised else "locked",
+            "alarms": sorted(alarms_at.get(number, [])),
+            "occupied": bool(held),
+            "out_of_service": comp.out_of_service,
+            "deadline": min((h.deadline for h in held), default=None),
+        })
+    return {"version": version, "locker_id": locker_id, "compartments": comps,
+            "alarms": [{"alarm": a.kind.value, "compartment": a.compartment}
+                       for a in sorted(alarms.values(), key=lambda a: a.key)],
+            "reader_online": reader_online}
+
+
+def unload_list(*, compartments, holds, alarms):
+    """What must come out: expired and cancelled holds still inside, and
+    compartments that need a look (jammed, forced, out of service with
+    content)."""
+    out = []
+    for hold in sorted(holds.values(), key=lambda h: (h.compartment or 0, h.id)):
+        if hold.compartment is not None and hold.state in (HoldState.EXPIRED,
+                                                           HoldState.CANCELLED):
+            out.append({"compartment": hold.compartment, "hold_id": hold.id,
+                        "why": hold.state.value,
+                        "items": [i.as_dict() for i in hold.items]})
+    for number, comp in sorted(compartments.items()):
+        kinds = [a.kind.value for a in alarms.values() if a.compartment == number]
+        if comp.out_of_service and any(h.compartment == number for h in holds.values()):
+            kinds.append("out_of_service")
+        for kind in kinds:
+            if kind in UNLOAD_KINDS:
+                out.append({"compartment": number, "hold_id": None, "why": kind,
+                            "items": []})
+    return out
