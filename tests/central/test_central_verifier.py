@@ -63,8 +63,9 @@ def verify(verifier, pin="1234"):
 def make(rig, broker, timeout_s=3.0):
     link = rig.link(broker.url)
     wait_until(lambda: link.health()["connected"], 10, "the link")
-    return link, CentralVerifier(rig.cfg, clock=rig.clock, link_getter=lambda: link,
-                                 timeout_s=timeout_s)
+    verifier = CentralVerifier(rig.cfg, clock=rig.clock, port=link, timeout_s=timeout_s)
+    link.route_verdicts(verifier.on_verdict, closed=verifier.close)
+    return link, verifier
 
 
 def test_an_answer_from_central_is_the_verdict(broker, rig):
@@ -112,7 +113,7 @@ def test_a_malformed_answer_is_unavailable(broker, rig):
 
 
 def test_with_the_link_down_the_answer_is_unavailable_at_once(tmp_path, rig):
-    v = CentralVerifier(rig.cfg, clock=rig.clock, link_getter=lambda: None)
+    v = CentralVerifier(rig.cfg, clock=rig.clock, port=None)
     assert [g.outcome for g in verify(v)] == ["unavailable"]
 
 
