@@ -133,6 +133,29 @@ class AnswerBook:
         self.store.close()
 
 
+# ---------------------------------------------------------------- responses
+class Responder:
+    """Publishes command answers (from the handler thread or paho's): on the
+    request's MQTT 5 response topic when ``topics.is_response_topic``
+    accepts it, else on ``<root>/responses``; the correlation data echoed.
+    ``publish`` is the transport's."""
+
+    def __init__(self, topics, publish):
+        self.topics, self.publish = topics, publish
+
+    def __call__(self, response, req):
+        body = response if isinstance(response, bytes) else wire.dumps(response)
+        topic, correlation = self.topics.responses, None
+        if req is not None:
+            if req.response_topic and self.topics.is_response_topic(req.response_topic):
+                topic = req.response_topic
+            correlation = req.correlation
+        sent = self.publish(topic, body, qos=wire.QOS_RESPONSES, retain=False,
+                            correlation=correlation)
+        if sent.queue_full:
+            log.warning("outgoing queue full; a command response was dropped")
+
+
 # ------------------------------------------------------------------ handler
 class CommandHandler:
     """Turns command messages into domain calls and answers.

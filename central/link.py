@@ -17,11 +17,11 @@ one concern a module:
   port of :mod:`central.verifier`; verdicts go to the handler given to
   :meth:`CentralLink.route_verdicts`.  Neither module imports the other.
 
-The link receives its store objects and secrets as values (the bootstrap
-builds them): ``store`` fits :class:`central.ports.OutboxStore`, ``answers``
-:class:`central.ports.AnswerStore`, ``credentials`` is ``(user, password)``
-or None.  Construction validates the URL and loads the TLS files (raising
-ConfigError); it does no network I/O.
+The bootstrap hands in the store objects (``store`` fits
+:class:`central.ports.OutboxStore`, ``answers`` :class:`central.ports.AnswerStore`)
+and the secrets as values (``credentials``: ``(user, password)`` or None).
+Construction validates the URL and loads the TLS files (ConfigError); it
+does no network I/O.
 
 Threads: paho's network thread (callbacks only set flags and queue work),
 ``bibbox-mqtt-send`` (the only one that drains the outbox and publishes
@@ -36,8 +36,7 @@ import logging
 import threading
 import time
 
-from bibbox.central import wire
-from bibbox.central.commands import CommandHandler
+from bibbox.central.commands import CommandHandler, Responder
 from bibbox.central.heartbeat import Heartbeat
 from bibbox.central.homeassistant import Discovery
 from bibbox.central.outbox_sender import OutboxSender
@@ -77,7 +76,8 @@ class CentralLink:
             tls=TlsFiles(cfg.mqtt.ca_file, cfg.mqtt.cert_file, cfg.mqtt.key_file))
         self.commands = CommandHandler(
             locker_id=self.locker_id, compartments=[c.number for c in cfg.compartments],
-            controller=controller, clock=clock, answers=answers, respond=self._respond,
+            controller=controller, clock=clock, answers=answers,
+            respond=Responder(self.topics, self.transport.publish),
             response_topic_ok=self.topics.is_response_topic)
         self.discovery = Discovery(locker_id=self.locker_id, name=cfg.locker.name,
                                    version=self.version, topics=self.topics,
@@ -209,39 +209,22 @@ class CentralLink:
         if self.discovery.on_status(msg.payload):
             self.wake()
 
-    # -- responses (handler thread or paho's) ---------------------------------
-    def _respond(self, response, req):
-        body = response if isinstance(response, bytes) else wire.dumps(response)
-        topic, correlation = self.topics.responses, None
-        if req is not None:
-            if req.response_topic and self.topics.is_response_topic(req.response_topic):
-                topic = req.response_topic
-            correlation = req.correlation
-        sent = self.transport.publish(topic, body, qos=wire.QOS_RESPONSES, retain=False,
-                                      correlation=correlation)
-        if sent.queue_full:
-            log.warning("outgoing queue full; a command response was dropped")
-
     # ------------------------------------------------------------- sender
     def _state_watch_main(self):
         watch_board(self.controller.board, self._wake_event.set, self._stopping)
 
     def _sender_main(self):
-        outbox = self._outbox
+        reader = None
         try:
             reader = self.store.outbox_reader()
-        except Exception:
-            log.exception("central link sender crashed")
-            self.transport.report_error("sender crashed")
-            return
-        try:
-            outbox.bind(reader)
-            self._send_loop(outbox)
+            self._outbox.bind(reader)
+            self._send_loop(self._outbox)
         except Exception:
             log.exception("central link sender crashed")
             self.transport.report_error("sender crashed")
         finally:
-            reader.close()
+            if reader is not None:
+                reader.close()
 
     def _wait(self, timeout):
         self._wake_event.wait(timeout)
