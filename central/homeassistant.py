@@ -7,13 +7,18 @@ attributes); for the locker: an alarm sensor and a free-compartment count.
 All read the retained state topics, and all use the availability topic, so
 Home Assistant shows them unavailable while the locker is offline.  Configs
 are retained and published again whenever Home Assistant announces itself
-(``homeassistant/status`` = ``online``).  Read-only: no command entities.
+(``homeassistant/status`` = ``online``) and after every connect
+(:class:`Discovery`).  Read-only: no command entities.
 """
 
 from __future__ import annotations
 
+import logging
+
 from bibbox.central import topics as topics_mod
 from bibbox.central import wire
+
+log = logging.getLogger("bibbox.mqtt")
 
 
 def discovery_messages(*, locker_id, name, version, topics, compartments):
@@ -56,3 +61,39 @@ def discovery_messages(*, locker_id, name, version, topics, compartments):
         "name": "Free compartments", "state_topic": topics.state,
         "value_template": "{{ value_json.counts.free }}", "state_class": "measurement"})
     return out
+
+
+class Discovery:
+    """When to publish the discovery configs: after each connect and when
+    Home Assistant announces itself.  :meth:`request` and :meth:`on_status`
+    may run on paho's thread; :meth:`publish_if_due` on the link's sender.
+    ``publish(topic, payload, qos=, retain=)`` sends."""
+
+    def __init__(self, *, locker_id, name, version, topics, compartments, publish):
+        self.locker_id, self.name, self.version = locker_id, name, version
+        self.topics, self.compartments, self.publish = topics, compartments, publish
+        self.due = False
+
+    def request(self):
+        self.due = True
+
+    def on_status(self, payload: bytes) -> bool:
+        """A message on ``homeassistant/status``; True if it asks for discovery."""
+        if payload.strip() != b"online":
+            return False
+        log.info("Home Assistant is online; discovery published again")
+        self.due = True
+        return True
+
+    def publish_if_due(self, state_view):
+        """Publish every config if due; the compartments are those of
+        ``state_view()`` (the Board's state) or else the configured ones."""
+        if not self.due:
+            return
+        self.due = False
+        numbers = [c["number"] for c in (state_view() or {}).get("compartments", [])] \
+            or list(self.compartments)
+        for topic, payload in discovery_messages(
+                locker_id=self.locker_id, name=self.name, version=self.version,
+                topics=self.topics, compartments=numbers):
+            self.publish(topic, payload, qos=wire.QOS_HA_DISCOVERY, retain=True)

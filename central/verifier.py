@@ -1,9 +1,10 @@
 """Patron checks through central: the ``central`` adapter of the verifier port.
 
-``CentralVerifier(cfg, clock=clock, link_getter=lambda: link)`` is built
-before the link exists (the locker needs its verifier first); each
-``verify(patron_hash, pin, done)`` asks ``link_getter()`` for the link and
-publishes one
+``CentralVerifier(cfg, clock=clock, port=port)`` sends through ``port``, an
+outgoing port that fits :class:`PatronCheckPort` (the central link, or None
+when there is no link); whoever wires them hands the link's verdict messages
+to :meth:`CentralVerifier.on_verdict` (``link.route_verdicts``), so neither
+module knows the other.  Each ``verify(patron_hash, pin, done)`` publishes one
 ``<root>/patron/check`` request ``{"request_id","patron_hash","pin","sent_at",
 "locker_id"}`` and waits, without blocking the caller, for central's answer
 on ``<root>/patron/verdict`` ``{"request_id","outcome","reason","due",
@@ -29,6 +30,7 @@ import math
 import re
 import threading
 import uuid
+from typing import Protocol
 
 from bibbox.locker.domain import patrons
 from bibbox.locker.domain.patrons import Verdict
@@ -39,12 +41,22 @@ log = logging.getLogger("bibbox.mqtt")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class CentralVerifier:
-    """See the module docstring.  ``link_getter()`` returns the
-    :class:`central.link.CentralLink`, or None while there is none."""
+class PatronCheckPort(Protocol):
+    """Where patron checks go out (the central link)."""
 
-    def __init__(self, cfg, *, clock, link_getter, timeout_s=None):
-        self.cfg, self.clock, self.link_getter = cfg, clock, link_getter
+    @property
+    def connected(self) -> bool: ...
+
+    def publish_patron_check(self, payload: bytes, request_id: str,
+                             expiry_s: int) -> bool: ...
+
+
+class CentralVerifier:
+    """See the module docstring.  ``port`` is a :class:`PatronCheckPort`,
+    or None when there is no link (every check is then ``unavailable``)."""
+
+    def __init__(self, cfg, *, clock, port: PatronCheckPort | None, timeout_s=None):
+        self.cfg, self.clock, self.port = cfg, clock, port
         self.timeout_s = float(timeout_s if timeout_s is not None
                                else cfg.verifier.timeout_s)
         self._lock = threading.Lock()
@@ -56,17 +68,16 @@ class CentralVerifier:
         timer.daemon = True
         with self._lock:
             self._pending[request_id] = (done, timer)
-        link = self.link_getter()
-        if link is None or not link.connected:
+        port = self.port
+        if port is None or not port.connected:
             log.warning("patron check %s: central link is down", request_id)
             return self._finish(request_id, Verdict(patrons.UNAVAILABLE, reason="offline"))
-        link.attach_verifier(self)
         timer.start()
         body = {"request_id": request_id, "patron_hash": patron_hash,
                 "pin": getattr(pin, "value", pin), "sent_at": self.clock.wall(),
                 "locker_id": self.cfg.locker.id}
-        sent = link.publish_patron_check(wire.dumps(body), request_id,
-                                              expiry_s=max(1, math.ceil(self.timeout_s)))
+        sent = port.publish_patron_check(wire.dumps(body), request_id,
+                                         expiry_s=max(1, math.ceil(self.timeout_s)))
         del body
         if not sent:
             log.warning("patron check %s could not be sent", request_id)

@@ -103,6 +103,21 @@ def state_lock(cfg, what="bibbox"):
     return fd
 
 
+def build_central_link(cfg, *, controller, store, clock, version, boot_id, url=None):
+    """The central link (built, not started), with its secrets and stores
+    made here: the MQTT credentials read from ``mqtt.credentials_file``,
+    the command answer book in ``<state_dir>/bibbox.central.db``, the
+    outbox through ``store``.  Raises ConfigError/SecretError."""
+    from bibbox.central.link import CentralLink
+    from bibbox.daemon.secrets import read_mqtt_credentials
+    from bibbox.locker.store.central import CENTRAL_DB, AnswerStore
+    credentials = (read_mqtt_credentials(cfg.mqtt.credentials_file)
+                   if cfg.mqtt.credentials_file else None)
+    answers = AnswerStore(os.path.join(cfg.locker.state_dir, CENTRAL_DB))
+    return CentralLink(cfg, controller=controller, store=store, answers=answers, clock=clock,
+                       version=version, boot_id=boot_id, url=url, credentials=credentials)
+
+
 class Daemon:
     """A whole locker.  ``site_key`` overrides the configured secret (the
     demo generates its own); ``mqtt_url`` enables the central link."""
@@ -126,6 +141,7 @@ class Daemon:
         self.serve_web = serve_web
         self.ready = threading.Event()   # set when start() has finished
         self._build_hardware()
+        self.link = self._build_link()
         self.verifier = self._build_verifier()
         self.locker = Locker(cfg, clock=self.clock, store=self.store, hasher=self.hasher,
                              verifier=self.verifier, relays=self.relays,
@@ -175,11 +191,22 @@ class Daemon:
         if self.simulator:
             self.simulator.close_all_doors()
 
+    def _build_link(self):
+        """The central link when MQTT is on, else None; started by :meth:`start`."""
+        if not (self.mqtt_url or self.cfg.mqtt.enabled):
+            return None
+        return build_central_link(self.cfg, controller=self.controller, store=self.store,
+                                  clock=self.clock, version=__version__,
+                                  boot_id=self.boot_id, url=self.mqtt_url)
+
     def _build_verifier(self):
         kind = self.cfg.verifier.kind
         if kind == "central":
             from bibbox.central.verifier import CentralVerifier
-            return CentralVerifier(self.cfg, clock=self.clock, link_getter=lambda: self.link)
+            verifier = CentralVerifier(self.cfg, clock=self.clock, port=self.link)
+            if self.link is not None:
+                self.link.route_verdicts(verifier.on_verdict, closed=verifier.close)
+            return verifier
         return LocalVerifier(self.store, self.hasher, self.clock)
 
     def _build_reader(self):
@@ -223,11 +250,7 @@ class Daemon:
         if self.reader:
             self.reader.start()
         self.keypad = self._build_keypad()
-        if self.mqtt_url or self.cfg.mqtt.enabled:
-            from bibbox.central.link import CentralLink
-            self.link = CentralLink(self.cfg, controller=self.controller, store=self.store,
-                                    clock=self.clock, version=__version__,
-                                    boot_id=self.boot_id, url=self.mqtt_url)
+        if self.link is not None:
             self.link.start()
         if self.serve_web:
             self._start_web()

@@ -103,3 +103,24 @@ def load_or_create_staff_secret(state_dir) -> bytes:
     if len(key) < 16:
         raise SecretError(f"staff secret {path} is shorter than 16 bytes")
     return key
+
+
+def read_mqtt_credentials(path: str) -> tuple[str, str]:
+    """``(username, password)`` from ``mqtt.credentials_file``, a file holding
+    one line ``username:password``.  A file others may read is accepted with
+    a warning (it holds a broker password, not the site key)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read().strip()
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise SecretError(f"mqtt.credentials_file {path}: {exc.strerror}") from None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password or "\n" in text:
+        raise SecretError(f"mqtt.credentials_file {path}: expected one line "
+                          "'username:password'")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        import logging
+        logging.getLogger("bibbox.mqtt").warning(
+            "mqtt.credentials_file %s is readable by others; chmod 600 it", path)
+    return user, password

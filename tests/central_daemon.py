@@ -10,7 +10,7 @@ import pathlib
 import sys
 import threading
 
-from bibbox.central.link import CentralLink
+from bibbox.daemon.bootstrap import build_central_link
 from bibbox.locker.domain.model import EventType
 from tests.domain_helpers import Rig
 
@@ -20,9 +20,9 @@ def main():
     rig = Rig(state_dir)
     rig.start()
     rig.controller.start()
-    link = CentralLink(rig.cfg, controller=rig.controller, store=rig.store, clock=rig.clock,
-                       version="daemon-test", boot_id=sys.argv[4] if len(sys.argv) > 4
-                       else "daemon", url=url)
+    link = build_central_link(rig.cfg, controller=rig.controller, store=rig.store,
+                              clock=rig.clock, version="daemon-test",
+                              boot_id=sys.argv[4] if len(sys.argv) > 4 else "daemon", url=url)
     link.reconnect_min_s, link.reconnect_max_s = 0.1, 0.5
     link.start()
     print("ready", flush=True)

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from bibbox.central.link import CentralLink
+from bibbox.daemon.bootstrap import build_central_link
 from bibbox.locker.domain.model import EventType
 from bibbox.locker.domain.messages import DoorChanged
 from tests.domain_helpers import Rig, wait_until  # noqa: F401  (re-exported)
@@ -109,8 +109,9 @@ class LockerRig:
         self.links = []
 
     def link(self, url, start=True, cfg=None, **attrs):
-        link = CentralLink(cfg or self.cfg, controller=self.controller, store=self.store,
-                           clock=self.clock, version=VERSION, boot_id=BOOT_ID, url=url)
+        link = build_central_link(cfg or self.cfg, controller=self.controller,
+                                  store=self.store, clock=self.clock, version=VERSION,
+                                  boot_id=BOOT_ID, url=url)
         link.reconnect_min_s, link.reconnect_max_s = 0.1, 0.5
         for k, v in attrs.items():
             setattr(link, k, v)
@@ -135,11 +136,12 @@ class LockerRig:
         self.controller.post(DoorChanged(number, is_open))
 
     def outbox_depth(self):
-        conn = self.store.reader()
+        """The outbox depth, counted on a connection of its own."""
+        reader = self.store.outbox_reader()
         try:
-            return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            return reader.depth()
         finally:
-            conn.close()
+            reader.close()
 
     def close(self):
         for link in self.links:

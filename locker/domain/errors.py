@@ -47,3 +47,12 @@ class CommandError(BibboxError, ValueError):
     def __init__(self, code, message):
         self.code = code
         super().__init__(message)
+
+
+class CommandRefused(CommandError):
+    """A command from central was refused before it ran: malformed, stale,
+    unauthorised, unknown, a reused request id.  ``code`` is the stable
+    reason sent back in the response, the message is for people."""
+
+    def __init__(self, code, message):
+        super().__init__(code, message)

@@ -20,7 +20,7 @@ import uuid
 from contextlib import contextmanager
 
 from bibbox.locker.domain.errors import StoreError
-from bibbox.locker.store import sqlite
+from bibbox.locker.store import outbox, sqlite
 from bibbox.locker.domain.model import Compartment, Hold, HoldState, Item, Opening, OpenPurpose
 
 MIGRATIONS = [
@@ -315,14 +315,6 @@ class Store:
         r = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return r["value"] if r else default
 
-    def outbox_depth(self):
-        return self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-
-    def outbox_batch(self, after_seq=0, limit=100, conn=None):
-        rows = (conn or self.conn).execute(
-            "SELECT * FROM outbox WHERE seq>? ORDER BY seq LIMIT ?", (after_seq, limit))
-        return [dict(r) for r in rows]
-
     def audit_rows(self, *, since=None, until=None, compartment=None, action=None,
                    limit=1000, conn=None):
         filters = {key: value for key, value in (("since", since), ("until", until),
@@ -331,6 +323,20 @@ class Store:
         if action is not None:
             filters["actions"] = (action,)
         return self.audit_page(filters, limit, conn=conn)
+
+    # -- the outbox: counted, read and deleted only through locker.store.outbox --
+    def outbox_depth(self):
+        """How many events wait in the outbox (on this connection)."""
+        return outbox.depth(self.conn)
+
+    def outbox_batch(self, after_seq=0, limit=100, conn=None):
+        """Up to ``limit`` outbox rows after ``after_seq``, oldest first."""
+        return outbox.batch(conn or self.conn, after_seq, limit)
+
+    def outbox_reader(self) -> outbox.OutboxReader:
+        """The outbox on a connection of its own, for the thread that drains
+        it (the central link's sender)."""
+        return outbox.OutboxReader(self.reader())
 
     def close(self):
         try:

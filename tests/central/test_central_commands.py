@@ -10,7 +10,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bibbox.central import commands as commands_mod
-from bibbox.central.commands import CommandSpec, Field
+from bibbox.central.command_table import CommandSpec, Field
 from bibbox.locker.domain.errors import CommandError
 from tests.brokers import Subscriber, broker, broker_factory  # noqa: F401
 from tests.central_helpers import Central, LockerRig, command, contract_validator, wait_until

@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from bibbox.central import homeassistant, wire
-from bibbox.central.commands import CommandHandler, Request, default_commands
+from bibbox.central.command_table import default_commands
+from bibbox.central.commands import CommandHandler, Request
 from bibbox.central.topics import Topics, ha_node_id
 from bibbox.central.verifier import parse_verdict
+from bibbox.locker.store.central import AnswerStore
 from bibbox.locker.domain.model import AlarmKind, EventType
 from tests.central_helpers import Contract
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN, Rig
@@ -194,7 +196,7 @@ def test_any_command_body_gets_exactly_one_valid_answer(fuzz_rig, contract, name
     answers = []
     handler = CommandHandler(locker_id="test-1", compartments=[1, 2, 3, 4],
                              controller=fuzz_rig.controller, clock=fuzz_rig.clock,
-                             db_path=fuzz_rig.tmp_path / "fuzz-central.db",
+                             answers=AnswerStore(fuzz_rig.tmp_path / "fuzz-central.db"),
                              respond=lambda resp, req: answers.append(resp))
     handler.handle(Request(name, body))
     handler.answers.close()

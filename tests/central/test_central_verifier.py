@@ -21,11 +21,11 @@ ROOT = "bibbox/test-1"
 class FakeCentral:
     """Answers patron checks the way the test tells it to."""
 
-    def __init__(self, port, answer):
+    def __init__(self, port, answer, root=ROOT):
         self.answer = answer            # request dict -> verdict dict or None
         self.requests = []
         self.sub = Subscriber(port, ["#"], validate=contract_validator, qos=1)
-        self.sub.client.message_callback_add(f"{ROOT}/patron/check", self._on_check)
+        self.sub.client.message_callback_add(f"{root}/patron/check", self._on_check)
         self.sub.start()
 
     def _on_check(self, client, userdata, msg):
@@ -64,8 +64,9 @@ def verify(verifier, pin="1234"):
 def make(rig, broker, timeout_s=3.0):
     link = rig.link(broker.url)
     wait_until(lambda: link.health()["connected"], 10, "the link")
-    return link, CentralVerifier(rig.cfg, clock=rig.clock, link_getter=lambda: link,
-                                 timeout_s=timeout_s)
+    verifier = CentralVerifier(rig.cfg, clock=rig.clock, port=link, timeout_s=timeout_s)
+    link.route_verdicts(verifier.on_verdict, closed=verifier.close)
+    return link, verifier
 
 
 def test_an_answer_from_central_is_the_verdict(broker, rig):
@@ -113,7 +114,7 @@ def test_a_malformed_answer_is_unavailable(broker, rig):
 
 
 def test_with_the_link_down_the_answer_is_unavailable_at_once(tmp_path, rig):
-    v = CentralVerifier(rig.cfg, clock=rig.clock, link_getter=lambda: None)
+    v = CentralVerifier(rig.cfg, clock=rig.clock, port=None)
     assert [g.outcome for g in verify(v)] == ["unavailable"]
 
 
@@ -143,3 +144,31 @@ def _holds_value(obj, needle):
     if isinstance(obj, list):
         return any(_holds_value(v, needle) for v in obj)
     return str(obj) == needle
+
+
+def test_the_daemon_wires_verifier_and_link_both_ways_and_stop_answers_the_waiting(
+        broker, tmp_path):
+    """The bootstrap gives the verifier the link as its outgoing port and
+    routes verdicts back; stopping the link answers a waiting check."""
+    from tests.fault_helpers import sim_daemon
+    answer = {"verdict": {"outcome": "accepted"}}
+    central = FakeCentral(broker.port, lambda req: answer["verdict"], root="bibbox/fault-1")
+    daemon = sim_daemon(tmp_path / "state", serve_web=False, mqtt_url=broker.url,
+                        extra='[verifier]\nkind = "central"\ntimeout_s = 30\n')
+    try:
+        assert daemon.verifier.port is daemon.link
+        daemon.start()
+        wait_until(lambda: daemon.link.health()["connected"], 10, "the link")
+        assert [g.outcome for g in verify(daemon.verifier)] == ["accepted"]
+        answer["verdict"] = None                       # central goes quiet
+        got, done = [], threading.Event()
+        daemon.verifier.verify("ab" * 32, Pin.parse("1234"),
+                               lambda verdict: (got.append(verdict), done.set()))
+        central.sub.wait_for(lambda ms: len(central.requests) == 2)
+        daemon.link.stop()
+        assert done.wait(5), "a waiting check outlived the link"
+        assert [(g.outcome, g.reason) for g in got] == [("unavailable", "offline")]
+    finally:
+        daemon.stop()
+        central.sub.stop()
+    assert not central.sub.errors
