@@ -22,7 +22,7 @@ QOS_HA_DISCOVERY = 1    # retained
 
 # Fields of a compartment snapshot (from Locker.state_view); nothing else.
 COMPARTMENT_FIELDS = ("number", "size", "state", "door", "lock", "alarms",
-                      "occupied", "out_of_service", "deadline")
+                      "occupied", "out_of_service", "deadline", "deadline_date")
 
 
 def dumps(obj) -> bytes:

@@ -207,7 +207,8 @@ class Daemon:
             if self.link is not None:
                 self.link.route_verdicts(verifier.on_verdict, closed=verifier.close)
             return verifier
-        return LocalVerifier(self.store, self.hasher, self.clock)
+        return LocalVerifier(self.store, self.hasher, self.clock,
+                             timezone=self.cfg.locker.timezone)
 
     def _build_reader(self):
         cfg = self.cfg.reader

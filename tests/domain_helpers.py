@@ -135,3 +135,7 @@ class Rig:
 
     def outbox_types(self):
         return [r["type"] for r in self.store.outbox_batch(limit=100000)]
+
+    def outbox(self):
+        """(type, payload JSON) of every event waiting in the outbox, in order."""
+        return [(r["type"], r["payload"]) for r in self.store.outbox_batch(limit=100000)]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bibbox.locker.domain.calendar import DEFAULT_ZONE, local_date, zone
+
 from bibbox.locker.domain.identity import Pin, constant_time_equal
 from bibbox.locker.domain.patrons import ACCEPTED, BLOCKED, UNKNOWN, WRONG_PIN, Verdict
 from bibbox.locker.domain.ports import Clock, Hasher, Store
@@ -21,9 +23,11 @@ class LocalVerifier:
     Meant for the demo and for sites without a central system.  Loans get
     the library's normal loan period (one month by default)."""
 
-    def __init__(self, store: Store, hasher: Hasher, clock: Clock, loan_days=30):
+    def __init__(self, store: Store, hasher: Hasher, clock: Clock, loan_days=30,
+                 timezone=DEFAULT_ZONE):
         self.store, self.hasher, self.clock = store, hasher, clock
         self.loan_days = loan_days
+        self.tz = zone(timezone)
 
     def verify(self, patron_hash, pin: Pin, done):
         row = self.store.patron(patron_hash)
@@ -33,6 +37,6 @@ class LocalVerifier:
             return done(Verdict(WRONG_PIN))
         if row["block_reason"]:
             return done(Verdict(BLOCKED, reason=row["block_reason"]))
-        today = dt.datetime.fromtimestamp(self.clock.wall(), dt.timezone.utc).date()
+        today = local_date(self.clock.wall(), self.tz)
         return done(Verdict(ACCEPTED, default_due=(
             today + dt.timedelta(days=self.loan_days)).isoformat()))

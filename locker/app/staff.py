@@ -23,6 +23,7 @@ import hashlib
 import logging
 import threading
 
+from bibbox.locker.domain.calendar import days_left, zone
 from bibbox.locker.domain.errors import CardFormatError, CommandError
 from bibbox.locker.domain.identity import CardNumber, pseudonym
 
@@ -44,7 +45,7 @@ def fingerprint(comp, holds):
     return hashlib.blake2b(basis.encode(), digest_size=6).hexdigest()
 
 
-def _tile(comp, holds, opening):
+def _tile(comp, holds, opening, now, tz):
     state = comp["state"]
     if state == "free" and any(h.state.value == "cancelled" for h in holds):
         state = "unload"
@@ -52,6 +53,8 @@ def _tile(comp, holds, opening):
         "n": comp["number"], "size": comp["size"], "state": state,
         "door": comp["door"], "lock": comp["lock"], "alarms": comp["alarms"],
         "oos": comp.get("out_of_service"), "deadline": comp.get("deadline"),
+        "deadline_date": comp.get("deadline_date"),
+        "days_left": days_left(comp.get("deadline"), now, tz),   # local calendar days
         "holds": [{"id": h.id, "pickup": h.pickup_number, "state": h.state.value,
                    "items": len(h.items), "patron": pseudonym(h.patron_hash),
                    "deadline": h.deadline} for h in sorted(holds, key=lambda h: h.id)],
@@ -156,7 +159,9 @@ class StaffService:
             for hold in locker.holds.values():
                 if hold.compartment is not None:
                     by_comp.setdefault(hold.compartment, []).append(hold)
-            tiles = [_tile(c, by_comp.get(c["number"], []), locker.openings.get(c["number"]))
+            now, tz = locker.clock.wall(), zone(locker.cfg.locker.timezone)
+            tiles = [_tile(c, by_comp.get(c["number"], []), locker.openings.get(c["number"]),
+                           now, tz)
                      for c in state["compartments"]]
             return {"version": state["version"], "tiles": tiles, "alarms": state["alarms"],
                     "reader_online": state.get("reader_online"),

@@ -46,6 +46,8 @@ class LockerSection:
     state_dir: str = _opt("/var/lib/bibbox", doc="database and generated keys")
     language: str = _opt("da", choices=LANGUAGES, doc="kiosk default language")
     simulated: bool = _opt(False, doc="virtual doors and /sim endpoints (demo)")
+    timezone: str = _opt("Europe/Copenhagen",
+                         doc="local days: pickup deadlines end at local midnight")
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,12 @@ def parse(data: dict, source: str = "") -> Config:
         else:
             sections[name] = cls()
     hardware, locker = sections.get("hardware"), sections.get("locker")
+    if locker is not None:
+        from bibbox.locker.domain.calendar import zone
+        try:
+            zone(locker.timezone)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if hardware is not None and locker is not None and hardware.pin_factory == "mock" \
             and not locker.simulated:
         problems.append("hardware.pin_factory: 'mock' drives no real pin; only a simulated "

@@ -438,4 +438,4 @@ class Locker:
                                 compartments=self.compartments, holds=self.holds,
                                 openings=self.openings, tracks=self.doors,
                                 alarms=self.alarms, reader_online=self.reader_online,
-                                default_track=DoorTrack())
+                                default_track=DoorTrack(), tz=self._holds.tz)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from bibbox.locker.domain.errors import CommandError
 from bibbox.locker.domain.hold_specs import (compartment_or_error, new_hold_id, parse_hold,
                                              pickup_days_or_error, free_text_field)
+from bibbox.locker.domain.calendar import end_of_local_day, last_local_date, zone
 from bibbox.locker.domain.identity import pseudonym
 from bibbox.locker.domain.model import EventType, HoldState, Item, OpenPurpose
 
@@ -34,9 +35,10 @@ class Placement:
     free: list
 
 
-def ready_event(hold):
+def ready_event(hold, tz):
     return {"hold_id": hold.id, "compartment": hold.compartment,
             "pickup_number": hold.pickup_number, "deadline": hold.deadline,
+            "deadline_date": last_local_date(hold.deadline, tz),
             "patron_hash": hold.patron_hash, "items": [i.as_dict() for i in hold.items]}
 
 
@@ -45,6 +47,7 @@ class Holds:
 
     def __init__(self, cfg, clock, store, dirty):
         self.cfg, self.clock, self.store, self.dirty = cfg, clock, store, dirty
+        self.tz = zone(cfg.locker.timezone)
         self.holds = {}
 
     # -- queries ------------------------------------------------------------------
@@ -204,9 +207,9 @@ class Holds:
         else:
             self._check_loadable(compartment, hold, where)
         days = pickup_days if pickup_days is not None else self.cfg.holds.pickup_days
-        deadline = hold.deadline or (self.clock.wall() + days * 86400)
-        if pickup_days is not None:
-            deadline = self.clock.wall() + days * 86400
+        deadline = hold.deadline
+        if not deadline or pickup_days is not None:   # the end of a local day, DST or not
+            deadline = end_of_local_day(self.clock.wall(), days, self.tz)
         return hold.with_(state=HoldState.LOADING, compartment=compartment,
                           deadline=deadline, size=where.compartments[compartment].size)
 
@@ -236,7 +239,7 @@ class Holds:
             return None
         ready = hold.with_(state=HoldState.READY)
         unit.put_hold(ready)
-        unit.event(EventType.HOLD_READY, ready_event(ready))
+        unit.event(EventType.HOLD_READY, ready_event(ready, self.tz))
         unit.audit(opening.actor, "loaded", compartment=ready.compartment,
                    patron=pseudonym(ready.patron_hash), detail=f"hold {ready.id}")
         return ready
@@ -338,7 +341,7 @@ class Holds:
         hold = hold.with_(state=HoldState.READY)
         with self.store.unit() as unit:
             unit.put_hold(hold)
-            unit.event(EventType.HOLD_READY, ready_event(hold))
+            unit.event(EventType.HOLD_READY, ready_event(hold, self.tz))
             unit.audit(actor, "hold_placed", compartment=hold.compartment,
                        patron=pseudonym(hold.patron_hash), detail=f"hold {hold.id}")
         self.holds[hold.id] = hold
@@ -358,7 +361,8 @@ class Holds:
                 unit.put_hold(hold.with_(state=HoldState.EXPIRED))
                 unit.event(EventType.HOLD_EXPIRED, {
                     "hold_id": hold.id, "compartment": hold.compartment,
-                    "deadline": hold.deadline})
+                    "deadline": hold.deadline,
+                    "deadline_date": last_local_date(hold.deadline, self.tz)})
         for hold in due:
             self.holds[hold.id] = hold.with_(state=HoldState.EXPIRED)
             log.info("hold %s in compartment %s expired", hold.id, hold.compartment)

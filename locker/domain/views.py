@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import collections
 
+from bibbox.locker.domain.calendar import last_local_date
+
 from bibbox.locker.domain.model import AlarmKind, HoldState, OpenPurpose
 from bibbox.locker.domain.sessions import SCREEN_IDLE
 
@@ -46,7 +48,7 @@ def compartment_state(comp, opening, holds):
 
 
 def state_view(*, version, locker_id, compartments, holds, openings, tracks, alarms,
-               reader_online, default_track):
+               reader_online, default_track, tz):
     """The locker as staff and central see it; no patron data."""
     inside = collections.defaultdict(list)     # one pass, not one per compartment
     for h in holds.values():
@@ -67,7 +69,8 @@ def state_view(*, version, locker_id, compartments, holds, openings, tracks, ala
             "alarms": sorted(alarms_at.get(number, [])),
             "occupied": bool(held),
             "out_of_service": comp.out_of_service,
-            "deadline": min((h.deadline for h in held), default=None),
+            "deadline": (deadline := min((h.deadline for h in held), default=None)),
+            "deadline_date": last_local_date(deadline, tz),
         })
     return {"version": version, "locker_id": locker_id, "compartments": comps,
             "alarms": [{"alarm": a.kind.value, "compartment": a.compartment}

@@ -193,8 +193,9 @@
   function stateLabel(tile) { return t("state_" + tile.state); }
 
   function daysLeft(tile) {
-    if (tile.deadline === null || tile.deadline === undefined) return null;
-    return Math.ceil((tile.deadline - serverNow) / 86400);
+    // local calendar days to the last pickup day, counted by the locker
+    if (tile.days_left === null || tile.days_left === undefined) return null;
+    return tile.days_left;
   }
 
   function daysText(tile) {
