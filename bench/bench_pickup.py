@@ -18,11 +18,16 @@ Two latencies, each run:
   changing to energised (the simulator's output watcher, on the relay
   worker thread).
 
-The floor is measured in the same run, once per pickup: one pty
-write->read (a pyserial port on a second pty, read the way the card reader
-reads, by a waiting thread) plus one MockPin write.  Prints p50/p99, the
-floor and the distance to it.  Target: p99 within 5 ms of the floor.
-Never asserts anything.
+The floor is measured interleaved with the path: right before each
+pickup's card frame and right after its receipt, one pty write->read (a
+pyserial port on a second pty, read the way the card reader reads, by a
+waiting thread) plus one MockPin write; each pickup's path is paired with
+the mean of the two floor samples around it.  Prints p50/p99 of the path,
+of the floor and of the paired difference (path minus its own floor), and
+the ratio of the p99s.  Target: p99 of the paired difference within 5 ms.
+A difference that is zero or negative means the path could not be told
+apart from the floor's noise on this machine at this load: it is reported
+as such, never as a target met.  Never asserts anything.
 
     python bench/bench_pickup.py [--runs 1000] [--http]
 """
@@ -209,6 +214,7 @@ def run(runs, http=False, state_dir=None):
             compartment = numbers[i % len(numbers)]
             place(daemon, i, patron_hash, compartment)
             view, _ = wait_view(board, board.get("kiosk"), lambda v: v["screen"] == "idle")
+            before = floor.sample(card.encode() + b"\r")
 
             sim.write_card(card.encode() + b"\r")
             written = now()
@@ -234,9 +240,9 @@ def run(runs, http=False, state_dir=None):
             while sim.relay_energised(compartment):     # the pulse ends on its own
                 time.sleep(0.001)
 
-            pty, pin = floor.sample(card.encode() + b"\r")
-            floor_pty.append(pty)
-            floor_pin.append(pin)
+            after = floor.sample(card.encode() + b"\r")
+            floor_pty.append((before[0] + after[0]) / 2)
+            floor_pin.append((before[1] + after[1]) / 2)
     finally:
         floor.close()
         daemon.stop()
@@ -265,10 +271,16 @@ def main(argv=None):
               f"{ms(max(values))}")
     f99 = percentile(floor, 99)
     for label, values in rows[:2]:
+        paired = [v - f for v, f in zip(values, floor)]
+        d50, d99 = percentile(paired, 50), percentile(paired, 99)
         p99 = percentile(values, 99)
-        verdict = "met" if p99 - f99 <= 0.005 else "MISSED"
-        print(f"{label}: p99 {ms(p99).strip()} = floor p99 + {ms(p99 - f99).strip()} "
-              f"(x{p99 / f99:.1f}); target floor + 5 ms: {verdict}")
+        if d99 <= 0:
+            verdict = "not measurable here (the path is inside the floor's noise)"
+        else:
+            verdict = "met" if d99 <= 0.005 else "MISSED"
+        print(f"{label}: path minus its own floor p50 {ms(d50).strip()}, p99 "
+              f"{ms(d99).strip()}; p99 ratio path/floor x{p99 / f99:.1f}; "
+              f"target p99 difference <= 5 ms: {verdict}")
     print(f"mean card {ms(statistics.mean(card_s)).strip()}, "
           f"mean PIN {ms(statistics.mean(pin_s)).strip()}")
 
