@@ -9,6 +9,7 @@ stop are symmetric, and every relay is off after both.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 import os
 import threading
 import uuid
@@ -118,6 +119,69 @@ def build_central_link(cfg, *, controller, store, clock, version, boot_id, url=N
                        version=version, boot_id=boot_id, url=url, credentials=credentials)
 
 
+def open_pin_factory(cfg):
+    """``(pin factory, simulator or None)``: the simulator's mock pins on a
+    simulated locker, else the Pi's factory in gpiozero's order (never mock)."""
+    if cfg.locker.simulated:
+        from bibbox.hal.simulator import SimulatedHardware
+        simulator = SimulatedHardware(cfg)
+        return simulator.factory, simulator
+    from bibbox.hal.pins import open_real_pin_factory
+    factory, _ = open_real_pin_factory(cfg.hardware.pin_factory)
+    return factory, None
+
+
+@dataclass
+class LockHardware:
+    """A locker's relays and door sensors on one pin factory.  :meth:`close`
+    drives every relay off before it releases anything."""
+    pin_factory: object
+    simulator: object | None
+    relays: object | None = None
+    doors: object | None = None
+
+    def close(self):
+        for part in (self.relays, self.doors):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:
+                    log.exception("closing %s failed", type(part).__name__)
+        if self.simulator is not None:
+            self.simulator.close()
+        elif self.pin_factory is not None:
+            try:
+                self.pin_factory.close()
+            except Exception:
+                log.exception("closing the pin factory failed")
+
+
+def build_lock_hardware(cfg, *, on_fired=None, on_released=None, on_door_change=None):
+    """The relays and door sensors of ``cfg``: the one place they are built
+    (the daemon, ``bibbox selftest``).  Every relay starts off; if building
+    fails, whatever was built is closed again before the error is raised."""
+    from bibbox.hal.doors import DoorSensors
+    from bibbox.hal.relays import RelayBank
+    factory, simulator = open_pin_factory(cfg)
+    hardware = LockHardware(factory, simulator)
+    try:
+        relay_options = {}
+        if on_fired is not None:
+            relay_options.update(on_fired=on_fired, on_released=on_released)
+        hardware.relays = RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,
+                                    max_coils=cfg.timing.max_coils, **relay_options)
+        door_options = {} if on_door_change is None else {"on_change": on_door_change}
+        hardware.doors = DoorSensors(door_specs(cfg), factory,
+                                     bounce_s=cfg.hardware.door_bounce_s or None,
+                                     **door_options)
+    except BaseException:
+        hardware.close()
+        raise
+    if simulator is not None:
+        simulator.close_all_doors()
+    return hardware
+
+
 class Daemon:
     """A whole locker.  ``site_key`` overrides the configured secret (the
     demo generates its own); ``mqtt_url`` enables the central link."""
@@ -140,14 +204,28 @@ class Daemon:
         self.kiosk_port = kiosk_port if kiosk_port is not None else cfg.web.kiosk_port
         self.serve_web = serve_web
         self.ready = threading.Event()   # set when start() has finished
-        self._build_hardware()
-        self.link = self._build_link()
-        self.verifier = self._build_verifier()
-        self.locker = Locker(cfg, clock=self.clock, store=self.store, hasher=self.hasher,
-                             verifier=self.verifier, relays=self.relays,
-                             post=self.controller.post,
-                             publish=self.controller.board.publish)
+        self.hardware = None
+        try:
+            self._build_hardware()
+            self.link = self._build_link()
+            self.verifier = self._build_verifier()
+            self.locker = Locker(cfg, clock=self.clock, store=self.store, hasher=self.hasher,
+                                 verifier=self.verifier, relays=self.relays,
+                                 post=self.controller.post,
+                                 publish=self.controller.board.publish)
+        except BaseException:
+            self._abandon()   # a broken MQTT secret, say: every relay off again
+            raise
         self.controller.attach(self.locker)
+
+    def _abandon(self):
+        """Undo a construction that failed half-way (relays off first)."""
+        if self.hardware is not None:
+            self.hardware.close()
+        self.store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # -- building ------------------------------------------------------------------
     # -- what the hardware reports, posted to the controller as messages ------------
@@ -170,26 +248,12 @@ class Daemon:
         self.controller.post(msg.ReaderGarbled(reason))
 
     def _build_hardware(self):
-        from bibbox.hal.doors import DoorSensors
-        from bibbox.hal.relays import RelayBank
-        cfg = self.cfg
-        if cfg.locker.simulated:
-            from bibbox.hal.simulator import SimulatedHardware
-            self.simulator = SimulatedHardware(cfg)
-            factory = self.simulator.factory
-        else:
-            from bibbox.hal.pins import open_real_pin_factory
-            factory, _ = open_real_pin_factory(cfg.hardware.pin_factory)
-        self.pin_factory = factory
-        self.relays = RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,
-                                max_coils=cfg.timing.max_coils,
-                                on_fired=self._relay_fired,
-                                on_released=self._relay_released)
-        self.doors = DoorSensors(door_specs(cfg), factory,
-                                 bounce_s=cfg.hardware.door_bounce_s or None,
-                                 on_change=self._door_changed)
-        if self.simulator:
-            self.simulator.close_all_doors()
+        hardware = build_lock_hardware(self.cfg, on_fired=self._relay_fired,
+                                       on_released=self._relay_released,
+                                       on_door_change=self._door_changed)
+        self.hardware = hardware
+        self.simulator, self.pin_factory = hardware.simulator, hardware.pin_factory
+        self.relays, self.doors = hardware.relays, hardware.doors
 
     def _build_link(self):
         """The central link when MQTT is on, else None; started by :meth:`start`."""
@@ -322,11 +386,8 @@ class Daemon:
         if self.link:
             self.link.stop()
         self.controller.stop()
-        self.relays.close()
-        self.doors.close()
+        self.hardware.close()                   # every relay off, then the pins released
         self.store.close()
-        if self.simulator:
-            self.simulator.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

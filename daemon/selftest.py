@@ -136,45 +136,19 @@ class Hardware:
     """Relays and door sensors for the test (the simulator's or the Pi's)."""
 
     def __init__(self, cfg):
-        from bibbox.hal.doors import DoorSensors
-        from bibbox.hal.relays import RelayBank
-
-        from bibbox.daemon.bootstrap import door_specs, relay_specs
+        from bibbox.daemon.bootstrap import build_lock_hardware
         self.cfg = cfg
-        self.simulator = None
-        self.factory = None
         self.watch = DoorWatch()
-        if cfg.locker.simulated:
-            from bibbox.hal.simulator import SimulatedHardware
-            self.simulator = SimulatedHardware(cfg)
-            factory = self.simulator.factory
-        else:
-            from bibbox.hal.pins import open_real_pin_factory
-            factory, _ = open_real_pin_factory(cfg.hardware.pin_factory)
-            self.factory = factory
-        self.relays = self.doors = None
-        try:
-            self.relays = RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,
-                                    max_coils=cfg.timing.max_coils)
-            self.doors = DoorSensors(door_specs(cfg), factory,
-                                     bounce_s=cfg.hardware.door_bounce_s or None,
-                                     on_change=self.watch)
-        except BaseException:
-            self.close()
-            raise
+        self.parts = build_lock_hardware(cfg, on_door_change=self.watch)
+        self.simulator = self.parts.simulator
+        self.factory = None if self.simulator else self.parts.pin_factory
+        self.relays, self.doors = self.parts.relays, self.parts.doors
         if self.simulator:
-            self.simulator.close_all_doors()
             self.watch.drain()
 
     def close(self):
-        for part in (self.relays, self.doors, self.factory):
-            if part is not None:
-                try:
-                    part.close()
-                except Exception:
-                    pass
-        if self.simulator:
-            self.simulator.close()
+        """Every relay off, then the pins released."""
+        self.parts.close()
 
 
 def _wait_for(watch, doors, number, want_open, timeout):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import threading
 
+import pytest
+
 from bibbox.daemon import bootstrap
 from bibbox.daemon.cli import main
 
@@ -37,3 +39,29 @@ def test_demo_on_a_busy_port_stops_cleanly(tmp_path, monkeypatch, capsys):
     left = [t for t in threading.enumerate()
             if t.ident not in threads_before and t.is_alive() and not t.daemon]
     assert not left, left
+
+
+def test_a_daemon_that_cannot_be_built_leaves_every_relay_off_and_the_lock_free(
+        tmp_path, monkeypatch):
+    from bibbox.daemon.cli import DEMO_CONFIG
+    from bibbox.daemon.config_file import load
+    from bibbox.locker.domain import config as config_mod
+    from bibbox.locker.domain.errors import SecretError
+
+    cfg = config_mod.replace(load(DEMO_CONFIG), locker={"state_dir": str(tmp_path)},
+                             mqtt={"enabled": True, "credentials_file": str(tmp_path / "none")})
+    built = []
+    real = bootstrap.build_lock_hardware
+
+    def spy(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(bootstrap, "build_lock_hardware", spy)
+    with pytest.raises(SecretError, match="credentials_file"):
+        bootstrap.Daemon(cfg, site_key=b"k" * 32)
+    (hardware,) = built
+    assert hardware.relays._closed and not any(hardware.relays.states().values())
+    ok = config_mod.replace(cfg, mqtt={"enabled": False})
+    daemon = bootstrap.Daemon(ok, site_key=b"k" * 32)   # the lock file was released
+    daemon.stop()
