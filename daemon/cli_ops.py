@@ -31,6 +31,13 @@ def add_ops_commands(sub):
     s.add_argument("--strict", action="store_true", help="exit 2 on warnings too")
     s.set_defaults(func=cmd_config_txt)
 
+    s = fsub.add_parser("kiosk-display", help="set up Chromium in kiosk mode on the "
+                        "locker's touch screen (labwc or wayfire)")
+    s.add_argument("--config", required=True)
+    s.add_argument("--root", default="/", help="write under this directory (tests)")
+    s.add_argument("--uninstall", action="store_true")
+    s.set_defaults(func=cmd_kiosk_display)
+
     s = sub.add_parser("safe-off", help="drive every relay off (systemd ExecStopPost)")
     s.add_argument("--config", required=True)
     s.add_argument("--no-hold", dest="hold", action="store_false",
@@ -58,6 +65,31 @@ def add_ops_commands(sub):
     s.add_argument("--json", action="store_true", help="print the raw /api/status answer")
     s.add_argument("--timeout", type=float, default=5.0)
     s.set_defaults(func=cmd_status)
+
+
+# -- firmware kiosk-display --------------------------------------------------------------
+def cmd_kiosk_display(args):
+    """Print ``user USER HOME`` then one ``wrote PATH`` a file, for install.sh;
+    exit 3 (and say why) when the system has no screen to set up."""
+    from bibbox.daemon import kiosk_display
+    from bibbox.daemon.config_file import load_or_exit
+    cfg = load_or_exit(args.config)
+    target = kiosk_display.find_target(cfg, args.root)
+    if isinstance(target, str):
+        print(f"no kiosk display: {target}", file=sys.stderr)
+        return 3
+    if args.uninstall:
+        for path in kiosk_display.uninstall(root=args.root, home=target.home):
+            print(f"removed {path}")
+        return 0
+    done = kiosk_display.install(cfg, root=args.root, home=target.home,
+                                 compositor=target.compositor)
+    print(f"user {target.user} {target.home} {target.compositor}")
+    for path in done.files:
+        print(f"wrote {path}")
+    for note in done.notes:
+        print(f"note {note}")
+    return 0
 
 
 # -- firmware config-txt ---------------------------------------------------------------

@@ -23,6 +23,11 @@
 #                  'bibbox firmware config-txt'; the serial console is taken
 #                  off cmdline.txt when the reader uses the GPIO UART
 #   data           /var/lib/bibbox (made by systemd: StateDirectory=)
+#   kiosk display  Chromium in kiosk mode on the touch screen, for the desktop
+#                  user (autologin): /opt/bibbox/bin/bibbox-kiosk, Chromium
+#                  policies, labwc's autostart and rc.xml or wayfire.ini
+#                  ('bibbox firmware kiosk-display'; [display] in the config:
+#                  rotation, output, touch panel); the screen never blanks
 #
 # Pin factory: a Pi 5 (/proc/device-tree/model says "Raspberry Pi 5", "Pi 500"
 # or "Compute Module 5") gets lgpio, an older Pi rpigpio (RPi.GPIO) -- unless
@@ -35,8 +40,9 @@
 #                   system commands (apt-get, useradd, pip, systemctl, udevadm,
 #                   chown) instead of running them.  For tests and for a look.
 # BIBBOX_INSTALL_DRY=1  the same dry run of the commands, on the real paths.
+# --no-display      do not set up the kiosk on the locker's screen.
 # --uninstall       remove the program, the unit, the udev rule, the watchdog
-#                   setting and the boot block; keep /etc/bibbox and
+#                   setting, the kiosk display and the boot block; keep /etc/bibbox and
 #                   /var/lib/bibbox (the holds, the key) unless --purge.
 set -euo pipefail
 
@@ -49,6 +55,7 @@ FACTORY=""
 READER_ID=""
 EXAMPLE="$SRC/config/locker-12-gpio.toml"
 BOOT_CONFIG=1
+DISPLAY_SETUP=1
 PYTHON=${BIBBOX_PYTHON:-python3}
 
 usage() {
@@ -67,6 +74,7 @@ while [ $# -gt 0 ]; do
         --reader-id) [ $# -ge 2 ] || die "--reader-id needs VVVV:PPPP"; READER_ID=$2; shift 2 ;;
         --config-example) [ $# -ge 2 ] || die "--config-example needs a file"; EXAMPLE=$2; shift 2 ;;
         --no-boot-config) BOOT_CONFIG=0; shift ;;
+        --no-display) DISPLAY_SETUP=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -176,6 +184,9 @@ detect_factory() {
 install_packages() {
     local packages=(python3-venv python3-pip python3-dev gcc)
     [ "$FACTORY" = lgpio ] && packages+=(swig liblgpio-dev)
+    # the kiosk on the touch screen: Chromium (Raspberry Pi OS calls it
+    # chromium-browser) and wlr-randr for the rotation
+    [ "$DISPLAY_SETUP" = 1 ] && packages+=(chromium-browser wlr-randr)
     say "Debian packages: ${packages[*]}"
     run apt-get update -qq
     run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
@@ -317,6 +328,28 @@ install_boot_config() {
     note "reboot once so the boot settings apply: sudo reboot"
 }
 
+install_display() {
+    [ "$DISPLAY_SETUP" = 1 ] || { say "kiosk display: skipped (--no-display)"; return 0; }
+    local out user home compositor
+    if ! out=$(bibbox firmware kiosk-display --config "$ROOT$CONF" --root "$ROOT/" 2>&1); then
+        say "kiosk display: not set up (${out#no kiosk display: })"
+        note "a screen for patrons: install Raspberry Pi OS with desktop, then run install.sh again"
+        return 0
+    fi
+    read -r _ user home compositor <<<"$(head -n 1 <<<"$out")"
+    say "kiosk display: Chromium in kiosk mode for $user on $compositor (never blanks)"
+    while read -r word path; do
+        case "$word" in
+            wrote) case "$path" in "$home"/*) run chown "$user:$user" "$ROOT$path" ;; esac ;;
+            note) note "kiosk display: $path" ;;
+        esac
+    done <<<"$(tail -n +2 <<<"$out")"
+    # log the desktop user in at boot, and no console/X blanking either
+    run raspi-config nonint do_boot_behaviour B4
+    run raspi-config nonint do_blanking 1
+    note "the kiosk shows after a reboot; rotation and touch: [display] in $CONF, then install.sh again"
+}
+
 start_service() {
     if [ "$CONFIG_EXISTED" = 1 ] && [ "$BOOT_OK" = 1 ]; then
         say "restarting bibbox"
@@ -344,6 +377,7 @@ do_install() {
     install_udev
     install_systemd
     install_boot_config
+    install_display
     start_service
     echo
     echo "Next:"
@@ -357,6 +391,10 @@ do_install() {
 do_uninstall() {
     say "removing Bibbox${ROOT:+ from $ROOT}"
     run systemctl disable --now bibbox.service
+    if [ -f "$ROOT$CONF" ]; then
+        bibbox firmware kiosk-display --uninstall --config "$ROOT$CONF" --root "$ROOT/" \
+            >/dev/null 2>&1 || true
+    fi
     rm -f "$ROOT$UNIT" "$ROOT$UDEV" "$ROOT$WATCHDOG" "$ROOT$LINK"
     rm -rf "${ROOT:?}$PREFIX"
     local dir

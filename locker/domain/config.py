@@ -150,6 +150,20 @@ class CompartmentSection:
     door_pin: int = _opt(REQUIRED, lo=0, hi=27)
 
 
+COMPOSITORS = ("auto", "labwc", "wayfire", "none")
+
+
+@dataclass(frozen=True)
+class DisplaySection:
+    """The kiosk on the locker's own touch screen (firmware/install.sh)."""
+    compositor: str = _opt("auto", choices=COMPOSITORS,
+                           doc="labwc (Bookworm), wayfire (older images), none: no screen")
+    user: str = _opt("", doc="the desktop user that logs in; default: the first user")
+    output: str = _opt("", doc="the screen's output name (wlr-randr), e.g. DSI-1, HDMI-A-1")
+    rotation: int = _opt(0, choices=(0, 90, 180, 270), doc="degrees clockwise")
+    touch_device: str = _opt("", doc="touch panel name to map onto the output (libinput)")
+
+
 @dataclass(frozen=True)
 class Config:
     locker: LockerSection
@@ -163,6 +177,7 @@ class Config:
     holds: HoldsSection = HoldsSection()
     verifier: VerifierSection = VerifierSection()
     mqtt: MqttSection = MqttSection()
+    display: DisplaySection = DisplaySection()
     source: str = ""
 
     def compartment(self, number):
@@ -181,6 +196,7 @@ _SECTION_TYPES = {
     "hardware": HardwareSection, "timing": TimingSection,
     "reader": ReaderSection, "keypad": KeypadSection, "web": WebSection,
     "holds": HoldsSection, "verifier": VerifierSection, "mqtt": MqttSection,
+    "display": DisplaySection,
 }
 _TYPE_NAMES = {bool: "true or false", int: "a whole number",
                float: "a number", str: "text", list: "a list"}

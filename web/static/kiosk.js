@@ -33,6 +33,8 @@
   var SUBMIT_GUARD_MS = 8000;       // re-enable the pad if no answer came
 
   var html = document.documentElement;
+  // On the locker's own screen (the launcher opens ?kiosk=1): no cursor.
+  if (/[?&]kiosk=1(&|$)/.test(window.location.search)) { html.classList.add("on-locker"); }
   var defaultLang = T[html.lang] ? html.lang : "da";
   var lang = defaultLang;
 
