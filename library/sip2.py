@@ -142,9 +142,11 @@ def checkout(institution, patron, item, terminal_password="", *, pin=None,
              no_block=False, renewal_policy=False, date=None, nb_due_date=None,
              fee_acknowledged=None) -> str:
     """11: checkout.  ``no_block`` for a loan made offline (then ``date`` is
-    the original transaction date)."""
-    return message("11", yn(renewal_policy) + yn(no_block) + (date or sip_date())
-                   + (nb_due_date or " " * 18), ("AO", institution), ("AA", patron),
+    the original transaction date).  ``nb_due_date`` is a required fixed
+    field (18 characters); without one, the transaction date is sent (blanks
+    are refused by strict servers)."""
+    date = date or sip_date()
+    return message("11", yn(renewal_policy) + yn(no_block) + date + (nb_due_date or date), ("AO", institution), ("AA", patron),
                    ("AB", item), ("AC", terminal_password), ("AD", pin),
                    ("BO", None if fee_acknowledged is None else yn(fee_acknowledged)))
 
