@@ -64,8 +64,6 @@ def screen_messages(reply) -> list[str]:
     for text in reply.screen_messages:
         try:
             out.append(clean(text, "screen message", policy=MASK_IT, max_len=200))
-        except LibraryError:
-            continue
         except ValueError:
             continue            # empty or too long: not shown
     return out

@@ -13,7 +13,6 @@ silent).
 from __future__ import annotations
 
 import json
-import re
 import socket
 import ssl
 import threading
@@ -335,5 +334,3 @@ def server_context(cert, key):
     context.load_cert_chain(cert, key)
     return context
 
-
-FRAME_RE = re.compile(rb"^(\d\d)")

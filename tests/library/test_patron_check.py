@@ -124,3 +124,31 @@ def test_verdict_order_and_flags():
 def test_screen_messages_are_sanitised():
     r = reply(screen_messages=("Ring 010190-1234\x07 venligst", ""))
     assert screen_messages(r) == ["Ring [cpr removed] venligst"]
+
+
+def test_the_locker_hands_the_card_to_the_verifier_and_forgets_it(tmp_path):
+    """Through the domain: card read -> PIN -> verify(..., card=CardNumber)."""
+    from bibbox.locker.domain import messages as msg
+    from tests.domain_helpers import Rig
+    rig = Rig(tmp_path)
+    rig.start()
+    rig.place("H1", "L0001", 1)
+    seen = []
+
+    class Recording:
+        def verify(self, patron_hash, pin, done, *, card):
+            seen.append((patron_hash, card))
+            done(patrons.Verdict(patrons.WRONG_PIN))
+
+    rig.locker.verifier = Recording()
+    rig.controller.post(msg.CardRead(CardNumber.parse("L0001")))
+    rig.controller.post(msg.PinEntered("1234"))
+    rig.run()
+    assert seen == [(rig.patron_hash("L0001"), "L0001")]
+    assert isinstance(seen[0][1], CardNumber) and "L0001" not in repr(rig.locker.session)
+    assert rig.locker.session.card == "L0001"     # kept for the next PIN after a wrong one
+    rig.locker.verifier = type("Ok", (), {"verify": lambda self, h, p, done, *, card: done(
+        patrons.Verdict(patrons.ACCEPTED))})()
+    rig.controller.post(msg.PinEntered("1234"))
+    rig.run()
+    assert rig.locker.session.card is None         # answered: the card is dropped
