@@ -38,20 +38,6 @@ def door_specs(cfg):
             for c in cfg.compartments}
 
 
-class _HashOnly:
-    """The verifier port for a verifier that knows patrons by hash only and
-    predates the port's ``card`` argument: the card is not passed on."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def verify(self, patron_hash, pin, done, *, card=None):
-        self.inner.verify(patron_hash, pin, done)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
 DATABASE_FILE = "bibbox.db"
 
 
@@ -193,8 +179,7 @@ class Daemon:
         kind = self.cfg.verifier.kind
         if kind == "central":
             from bibbox.central.verifier import CentralVerifier
-            return _HashOnly(CentralVerifier(self.cfg, clock=self.clock,
-                                             link_getter=lambda: self.link))
+            return CentralVerifier(self.cfg, clock=self.clock, link_getter=lambda: self.link)
         if kind in ("sip2", "fbs"):
             from bibbox.daemon.cli_library import library_verifier
             return library_verifier(self.cfg)
