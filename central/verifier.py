@@ -62,7 +62,8 @@ class CentralVerifier:
         self._lock = threading.Lock()
         self._pending = {}          # request_id -> (done, timer)
 
-    def verify(self, patron_hash, pin, done):
+    def verify(self, patron_hash, pin, done, *, card=None):
+        """``card`` is not used: central knows patrons by hash only."""
         request_id = uuid.uuid4().hex
         timer = threading.Timer(self.timeout_s, self._timeout, args=(request_id,))
         timer.daemon = True

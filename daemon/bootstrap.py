@@ -271,6 +271,9 @@ class Daemon:
             if self.link is not None:
                 self.link.route_verdicts(verifier.on_verdict, closed=verifier.close)
             return verifier
+        if kind in ("sip2", "fbs"):
+            from bibbox.daemon.cli_library import library_verifier
+            return library_verifier(self.cfg)
         return LocalVerifier(self.store, self.hasher, self.clock,
                              timezone=self.cfg.locker.timezone)
 

@@ -25,6 +25,7 @@ import threading
 
 from bibbox.locker import __version__
 from bibbox.locker.domain import config as config_mod
+from bibbox.daemon.cli_library import add_library_commands
 from bibbox.daemon.cli_ops import add_ops_commands
 from bibbox.daemon.config_file import load as load_config, load_or_exit
 from bibbox.daemon.cli_staff import add_staff_commands
@@ -279,6 +280,7 @@ def build_parser():
     s.add_argument("file")
     s.set_defaults(func=cmd_keygen)
     add_ops_commands(sub)
+    add_library_commands(sub)
     add_staff_commands(sub)
     return p
 

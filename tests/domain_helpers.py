@@ -44,7 +44,7 @@ def wait_until(predicate, timeout=10.0, what="a condition"):
 class SilentCentral:
     """A central verifier that never gets an answer (central offline)."""
 
-    def verify(self, patron_hash, pin, done):
+    def verify(self, patron_hash, pin, done, *, card=None):
         from bibbox.locker.domain import patrons
         done(patrons.Verdict(patrons.UNAVAILABLE))
 

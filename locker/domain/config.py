@@ -22,7 +22,7 @@ from bibbox.locker.domain.errors import ConfigError
 PIN_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "native")
 READER_FRAMINGS = ("barcode", "magstripe", "rdm6300")
 KEYPAD_KINDS = ("none", "serial", "matrix")
-VERIFIERS = ("local", "central")
+VERIFIERS = ("local", "central", "sip2", "fbs")
 OFFLINE_POLICIES = ("deny", "pickup-code")
 LANGUAGES = ("da", "en")
 HARD_MAX_PULSE_S = 5.0
@@ -126,6 +126,29 @@ class VerifierSection:
 
 
 @dataclass(frozen=True)
+class LibrarySection:
+    """The library system (``verifier.kind = "sip2"`` or ``"fbs"``).
+    Credentials live in files named here, never in the TOML."""
+    host: str = _opt("", doc="the SIP2 server, or FBS's host")
+    port: int = _opt(6001, lo=1, hi=65535, doc="SIP2 port (FBS: 443)")
+    tls: bool = _opt(True, doc="TLS, always verified")
+    ca_file: str = _opt("", doc="CA file for TLS (default: the system's)")
+    trusted_network: bool = _opt(False, doc="allow plain TCP/HTTP: only on a trusted "
+                                            "local network (card numbers and PINs)")
+    institution: str = _opt("", doc="SIP2 AO; for FBS the agency (DK-<agency>)")
+    location: str = _opt("", doc="location code (93 CP, 09 AP)")
+    credentials_file: str = _opt("", doc="file with 'user:password' (SIP2 93 login, "
+                                         "or FBS's login); or env BIBBOX_LIBRARY_CREDENTIALS"
+                                         "_FILE, or systemd credential 'library'")
+    terminal_password_file: str = _opt("", doc="file with the terminal password (AC)")
+    checksums: bool = _opt(True, doc="AY/AZ error detection (plain SIP2)")
+    timeout_s: float = _opt(5.0, lo=0.5, hi=60.0, doc="per message")
+    retries: int = _opt(2, lo=0, hi=5)
+    fee_limit: float = _opt(200.0, lo=0.0, hi=1e6, doc="kr; used when the library "
+                                                       "system sends no CC")
+
+
+@dataclass(frozen=True)
 class MqttSection:
     enabled: bool = _opt(False)
     url: str = _opt("mqtt://127.0.0.1:1883")
@@ -178,6 +201,7 @@ class Config:
     verifier: VerifierSection = VerifierSection()
     mqtt: MqttSection = MqttSection()
     display: DisplaySection = DisplaySection()
+    library: LibrarySection = LibrarySection()
     source: str = ""
 
     def compartment(self, number):
@@ -196,7 +220,7 @@ _SECTION_TYPES = {
     "hardware": HardwareSection, "timing": TimingSection,
     "reader": ReaderSection, "keypad": KeypadSection, "web": WebSection,
     "holds": HoldsSection, "verifier": VerifierSection, "mqtt": MqttSection,
-    "display": DisplaySection,
+    "display": DisplaySection, "library": LibrarySection,
 }
 _TYPE_NAMES = {bool: "true or false", int: "a whole number",
                float: "a number", str: "text", list: "a list"}
@@ -347,8 +371,24 @@ def _cross_check(sections, compartments, problems):
     if reader is not None and reader.enabled and reader.port.startswith("/dev/serial0"):
         for pin, name in ((14, "UART TX"), (15, "UART RX")):
             claim(pin, f"reader.port ({name})")
+    _check_library(sections.get("verifier"), sections.get("library"), problems)
     if reader is not None and reader.framing == "barcode" and not reader.suffix:
         problems.append("reader.suffix: a barcode reader needs a line terminator")
+
+
+def _check_library(verifier, library, problems):
+    """A library-system verifier needs its host and institution, and card
+    numbers go only inside TLS unless the network is marked trusted."""
+    if verifier is None or library is None or verifier.kind not in ("sip2", "fbs"):
+        return
+    if not library.host:
+        problems.append(f"library.host: verifier.kind = {verifier.kind!r} needs the "
+                        "library system's host")
+    if not library.institution:
+        problems.append("library.institution: needed (SIP2 AO; for FBS the agency)")
+    if not library.tls and not library.trusted_network:
+        problems.append("library.tls: card numbers and PINs go only inside TLS; set "
+                        "tls = true, or trusted_network = true on a trusted local network")
 
 
 def parse_toml(text: str, source: str = "") -> Config:

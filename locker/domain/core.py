@@ -213,13 +213,14 @@ class Locker:
     def card_read(self, message: msg.CardRead):
         """A card was read (reader or keypad)."""
         self._sessions.card_read(self.hasher.patron(message.card),
-                                 storage_down=self._alarms.is_raised(AlarmKind.STORAGE_ERROR))
+                                 storage_down=self._alarms.is_raised(AlarmKind.STORAGE_ERROR),
+                                 card=message.card)
 
     def pin_entered(self, message: msg.PinEntered):
         check = self._sessions.pin_entered(message.text)
         if check is not None:
             self.verifier.verify(check.patron_hash, check.pin, lambda verdict: self.post(
-                msg.VerdictReceived(check.session_id, verdict)))
+                msg.VerdictReceived(check.session_id, verdict)), card=check.card)
 
     def keypad_digits(self, message: msg.KeypadDigits):
         self._sessions.keypad_digits(message.count)

@@ -2,10 +2,12 @@
 
 The verifier port is :class:`bibbox.locker.domain.ports.Verifier`::
 
-    verifier.verify(patron_hash: str, pin: Pin, done: Callable[[Verdict], None])
+    verifier.verify(patron_hash: str, pin: Pin, done: Callable[[Verdict], None],
+                    *, card: CardNumber | None)
 
 ``done`` is called exactly once, from any thread, possibly before ``verify``
-returns.  Adapters never log or store the PIN.  The locker owns the
+returns.  Adapters never log or store the PIN or the card (``card`` is for
+the library-system verifiers, which name the patron by card number).  The locker owns the
 wrong-PIN counter and the card block, whatever adapter answers.  The
 ``local`` adapter is ``bibbox.locker.app.local_verifier.LocalVerifier``;
 :func:`import_patrons` fills the patron list it checks against.

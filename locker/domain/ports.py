@@ -36,10 +36,14 @@ class Relays(Protocol):
 class Verifier(Protocol):
     """Patron verification.  ``done`` is called exactly once, from any
     thread, possibly before ``verify`` returns.  Adapters never log or store
-    the PIN; the locker owns the wrong-PIN counter and the card block."""
+    the PIN or the card; the locker owns the wrong-PIN counter and the card
+    block.  ``card`` is the card number itself, for a verifier that must
+    name the patron to another system (a library system knows its patrons
+    by card number, not by our keyed hash); verifiers that know patrons by
+    hash ignore it.  It is None only when no card is known."""
 
-    def verify(self, patron_hash: str, pin: Pin,
-               done: Callable[[Verdict], None]) -> None: ...
+    def verify(self, patron_hash: str, pin: Pin, done: Callable[[Verdict], None],
+               *, card: CardNumber | None) -> None: ...
 
 
 class Hasher(Protocol):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from bibbox.locker.domain import patrons
 from bibbox.locker.domain.errors import CardFormatError, CommandError
-from bibbox.locker.domain.identity import Pin, constant_time_equal
+from bibbox.locker.domain.identity import CardNumber, Pin, constant_time_equal
 from bibbox.locker.domain.model import EventType, Item
 
 log = logging.getLogger("bibbox.locker")
@@ -42,6 +42,9 @@ class PatronSession:
     minutes_blocked: int | None = None
     keypad_digits: int = 0
     item_compartment: dict = field(default_factory=dict)   # barcode -> compartment
+    # The card itself, in memory only until the verifier has answered: a
+    # library-system verifier names the patron by card number.
+    card: CardNumber | None = field(default=None, repr=False)
 
     def receipt_items(self):
         """The items the patron is getting: none from a door that jammed."""
@@ -68,6 +71,7 @@ class PinCheck:
     session_id: str
     patron_hash: str
     pin: Pin
+    card: CardNumber | None = field(default=None, repr=False)
 
 
 class Sessions:
@@ -81,8 +85,9 @@ class Sessions:
         self.notice = ""                  # a transient kiosk notice code
 
     # -- card and PIN -------------------------------------------------------------
-    def card_read(self, patron_hash, storage_down):
-        """A card was read.  ``storage_down``: the database refuses writes."""
+    def card_read(self, patron_hash, storage_down, card=None):
+        """A card was read.  ``storage_down``: the database refuses writes.
+        ``card`` is kept in the session (memory only) for the verifier."""
         now = self.clock.monotonic()
         s = self.session
         if s and s.screen in (SCREEN_VERIFYING, SCREEN_OPENING):
@@ -103,7 +108,7 @@ class Sessions:
             self._record_denial("card_blocked")
             return self.dirty(kiosk=True)
         self.session = PatronSession(uuid.uuid4().hex, patron_hash, SCREEN_PIN,
-                                     now + self.timing.pin_timeout_s)
+                                     now + self.timing.pin_timeout_s, card=card)
         self.notice = ""
         return self.dirty(kiosk=True)
 
@@ -122,7 +127,7 @@ class Sessions:
         s.screen, s.message, s.keypad_digits = SCREEN_VERIFYING, "", 0
         s.deadline = self.clock.monotonic() + self.cfg.verifier.timeout_s + 2.0
         self.dirty(kiosk=True)
-        return PinCheck(s.id, s.patron_hash, pin)
+        return PinCheck(s.id, s.patron_hash, pin, card=s.card)
 
     def keypad_digits(self, count):
         s = self.session
@@ -155,6 +160,8 @@ class Sessions:
         s = self.session
         if s is None or s.id != session_id or s.screen != SCREEN_VERIFYING:
             return None  # the session timed out or was cancelled meanwhile
+        if verdict.outcome != patrons.WRONG_PIN:
+            s.card = None  # no further PIN is checked in this session
         if verdict.outcome == patrons.ACCEPTED:
             count, blocked_until = self.store.pin_failures(s.patron_hash)
             if count or blocked_until:
