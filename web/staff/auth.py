@@ -19,7 +19,7 @@ import secrets
 from flask import (abort, g, jsonify, make_response, redirect, render_template, request,
                    url_for)
 
-from bibbox.web.http import is_loopback
+from bibbox.web.http import is_loopback, json_body
 from bibbox.web.staff.common import (ADMIN, LANGS, PUBLIC, audit, csrf_token, fail, is_api,
                                      request_language, st, staff, t)
 
@@ -200,7 +200,7 @@ def login_token():
 def login_api():
     if not _check_login_token(_sent_csrf()):
         return fail("csrf", 400)
-    data = request.get_json(silent=True) or {}
+    data = json_body()
     result, status = _do_login(str(data.get("name", ""))[:64], data.get("password", ""))
     if result.session is None:
         return jsonify(ok=False, error=result.code, message=_login_message(result)), status

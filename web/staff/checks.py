@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import re
 
-from flask import request
-
 from bibbox.locker.domain.errors import CommandError
 from bibbox.locker.domain.patterns import HOLD_ID_RE, looks_like_cpr
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ITEM_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.-]{3,31}$")
 ISBN_PREFIXES = ("977", "978", "979")
-
-
-def body():
-    """The request's JSON object (else CommandError ``bad_request``)."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise CommandError("bad_request", "the body must be a JSON object")
-    return data
 
 
 def ean_ok(digits):
