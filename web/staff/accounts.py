@@ -35,6 +35,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from bibbox.locker.domain import free_text
 from bibbox.locker.domain.errors import BibboxError
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2 ** 14, 8, 1, 32
@@ -140,6 +141,8 @@ def check_password_text(password):
 
 
 def check_name(name):
+    if isinstance(name, str) and free_text.contains_cpr(name):
+        raise AccountError("cpr_in_text", "a staff name must not hold a CPR number")
     if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED_NAMES \
             or name.startswith("p-"):
         raise AccountError("bad_name",
