@@ -25,11 +25,13 @@ from bibbox.web.staff.common import (ADMIN, LANGS, PUBLIC, audit, csrf_token, fa
 
 
 # -- transport security -----------------------------------------------------------------
+# Behind the reverse proxy (config ``web.trusted_proxy``), waitress itself puts
+# the client's address and scheme into REMOTE_ADDR and wsgi.url_scheme
+# (bibbox.web.serving.proxy_settings); from anyone else it drops the
+# X-Forwarded-* headers.  So the request's own address and scheme are the
+# client's: this module reads no forwarding header.
 def is_https():
-    if request.is_secure:
-        return True
-    return is_loopback(request.remote_addr) and \
-        request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    return request.is_secure
 
 
 def cookie_secure():
@@ -44,13 +46,8 @@ def _cookie_name():
 
 
 def client_address():
-    """The staff device's address; behind a reverse proxy on loopback, the
-    last X-Forwarded-For entry (the one the proxy itself added)."""
-    addr = request.remote_addr or ""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and is_loopback(addr):
-        addr = forwarded.split(",")[-1].strip() or addr
-    return addr[:64]
+    """The staff device's address (the proxy's client, behind the proxy)."""
+    return (request.remote_addr or "")[:64]
 
 
 def _login_token(nonce):
