@@ -328,7 +328,7 @@ class Daemon:
 
     def _start_web(self):
         from bibbox.web.app import create_app
-        from bibbox.web.serving import WebServer
+        from bibbox.web.serving import WebServer, proxy_settings
         cfg = self.cfg
 
         def make(parts, **kwargs):
@@ -358,7 +358,9 @@ class Daemon:
             if app is None:
                 continue
             app.extensions["bibbox"]["daemon"] = self
-            server = WebServer(app, host, port)
+            staff_served = "staff" in app.blueprints
+            server = WebServer(app, host, port,
+                               proxy=proxy_settings(cfg.web) if staff_served else None)
             server.start()
             self.servers.append(server)
 

@@ -22,8 +22,12 @@ def is_loopback(address):
 
 
 def json_body(required=()):
-    """The request's JSON object, or a CommandError naming what is wrong."""
-    data = request.get_json(silent=True)
+    """The request's JSON object, or CommandError ``bad_request`` naming what
+    is wrong (also for a body nested too deep to parse: never a 500)."""
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        raise CommandError("bad_request", "the body is nested too deep") from None
     if not isinstance(data, dict):
         raise CommandError("bad_request", "the body must be a JSON object")
     missing = [k for k in required if k not in data]

@@ -22,16 +22,31 @@ log = logging.getLogger("bibbox.web")
 LOOP_TIMEOUT_S = 300
 
 
+def proxy_settings(web):
+    """waitress's settings for the reverse proxy of config section ``web``:
+    requests from ``web.trusted_proxy`` carry the client's address and scheme
+    in the ``web.trusted_proxy_headers``, which waitress moves into
+    ``REMOTE_ADDR`` and ``wsgi.url_scheme`` (the last hop only); from any
+    other sender waitress drops those headers."""
+    if not web.trusted_proxy:
+        return {}
+    return {"trusted_proxy": web.trusted_proxy, "trusted_proxy_count": 1,
+            "trusted_proxy_headers": set(h.lower() for h in web.trusted_proxy_headers),
+            "clear_untrusted_proxy_headers": True}
+
+
 class WebServer:
     """One waitress server on ``host:port`` (0 = any free port), run on a
-    daemon thread from :meth:`start` to :meth:`stop`."""
+    daemon thread from :meth:`start` to :meth:`stop`.  ``proxy`` is
+    :func:`proxy_settings` (none: X-Forwarded-* headers are dropped)."""
 
-    def __init__(self, app, host, port, threads=8):
+    def __init__(self, app, host, port, threads=8, proxy=None):
         from waitress import create_server
         try:
             self.server = create_server(app, host=host, port=port, threads=threads,
                                         ident="bibbox", channel_timeout=60,
-                                        asyncore_loop_timeout=LOOP_TIMEOUT_S)
+                                        asyncore_loop_timeout=LOOP_TIMEOUT_S,
+                                        **(proxy or {}))
         except OSError as exc:   # a port in use: say which one
             raise OSError(exc.errno, f"cannot serve on {host}:{port}: "
                                      f"{exc.strerror or exc}") from None

@@ -11,6 +11,7 @@ the file only names where they are (see :mod:`locker.secrets`).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 
@@ -109,6 +110,10 @@ class WebSection:
     kiosk_port: int = _opt(8080, lo=1, hi=65535, doc="kiosk answers on 127.0.0.1")
     staff_bind: str = _opt("127.0.0.1", doc="address the staff page listens on")
     staff_port: int = _opt(8081, lo=1, hi=65535)
+    trusted_proxy: str = _opt("127.0.0.1", doc="the reverse proxy (one IP address) whose "
+                              "X-Forwarded-* headers the staff page believes; \"\" for none")
+    trusted_proxy_headers: list = _opt(["x-forwarded-for", "x-forwarded-proto"],
+                                       doc="headers believed from trusted_proxy")
 
 
 @dataclass(frozen=True)
@@ -324,6 +329,28 @@ def parse(data: dict, source: str = "") -> Config:
     return Config(compartments=tuple(compartments), source=source, **sections)
 
 
+PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                 "x-forwarded-port", "forwarded")
+
+
+def _check_proxy(web, problems):
+    """web.trusted_proxy is one IP address (or ""); its headers are known ones."""
+    if web is None:
+        return
+    if web.trusted_proxy:
+        try:
+            ipaddress.ip_address(web.trusted_proxy)
+        except ValueError:
+            problems.append(f"web.trusted_proxy: {web.trusted_proxy!r} is not an IP address")
+    headers = web.trusted_proxy_headers
+    if not all(isinstance(h, str) and h.lower() in PROXY_HEADERS for h in headers):
+        problems.append("web.trusted_proxy_headers: each must be one of "
+                        + ", ".join(PROXY_HEADERS))
+    elif "forwarded" in [h.lower() for h in headers] and len(headers) > 1:
+        problems.append("web.trusted_proxy_headers: 'forwarded' cannot be mixed with "
+                        "X-Forwarded-* headers")
+
+
 def _cross_check(sections, compartments, problems):
     """Checks that span fields: duplicates, sizes, pin clashes."""
     holds, keypad, reader = (sections.get(n) for n in ("holds", "keypad", "reader"))
@@ -333,6 +360,7 @@ def _cross_check(sections, compartments, problems):
             problems.append("holds.sizes: must be a non-empty list of names")
         elif len(set(sizes)) != len(sizes):
             problems.append("holds.sizes: a size is listed twice")
+    _check_proxy(sections.get("web"), problems)
     pins = {}
 
     def claim(pin, owner):

@@ -62,11 +62,17 @@ MIGRATIONS = [
         PRIMARY KEY (kind, key)
     );
     """,
+    # 2: how many times a key was locked in a row, so each lock lasts longer.
+    """
+    ALTER TABLE lockouts ADD COLUMN strikes INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# What a failed login is counted by: a lockout ``kind`` and its column.
-_FAILURE_COLUMNS = {"account": "who", "address": "address"}
+# What a failed login is counted by: a lockout ``kind`` and its column.  A
+# failure from a known device is kept with ``who`` = the device's key (callers
+# make account and device keys that cannot clash) and an empty address.
+_FAILURE_COLUMNS = {"account": "who", "device": "who", "address": "address"}
 
 
 class AccountUnit:
@@ -134,8 +140,16 @@ class AccountUnit:
         column = _FAILURE_COLUMNS[kind]
         self.conn.execute(f"DELETE FROM login_failures WHERE {column}=?", (key,))
 
-    def set_lockout(self, kind, key, until):
-        self.conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?,?,?)", (kind, key, until))
+    def set_lockout(self, kind, key, until, strikes=0):
+        """Lock ``key`` until ``until``; ``strikes``: its locks in a row."""
+        self.conn.execute("INSERT OR REPLACE INTO lockouts (kind, key, until, strikes) "
+                          "VALUES (?,?,?,?)", (kind, key, until, strikes))
+
+    def lockout(self, kind, key):
+        """(until, strikes) of ``key``'s last lock, or None."""
+        r = self.conn.execute("SELECT until, strikes FROM lockouts WHERE kind=? AND key=?",
+                              (kind, key)).fetchone()
+        return (r["until"], r["strikes"]) if r else None
 
     def delete_lockout(self, kind, key):
         self.conn.execute("DELETE FROM lockouts WHERE kind=? AND key=?", (kind, key))

@@ -13,11 +13,27 @@ Persistence is :class:`bibbox.locker.store.accounts.AccountStore`
   logout, ``passwd`` and ``remove`` delete sessions server-side at once.
 - Sessions end after ``idle_s`` without a request or ``max_s`` after login,
   whichever comes first (wall time of the injected clock).
-- Failed logins are counted per account and per source address: ``limit``
-  failures within ``window_s`` lock that account *and* that address for
-  ``lock_s``.  While locked even the right password is refused.  Account
-  names are kept only as a keyed hash (with ``secret``) in the failure
-  table, so a password typed into the name field is never stored.
+- Logins are throttled so that a lockout cannot be turned against staff
+  (OWASP ASVS 5.0 V6.3, NIST SP 800-63B 5.2.2; the README's "Staff
+  logins and lockout"):
+
+  * a *known device* is one that logged in to an account before: it holds
+    a device cookie for that account (a random nonce and its HMAC with
+    ``secret``, per account; :meth:`Accounts.device_token`).  Its failures
+    count against that device only, and neither the account's lock nor its
+    address's applies to it; ``limit`` failures lock the device itself;
+  * any other attempt counts against the account and the source address:
+    ``limit`` failures within ``window_s`` lock the account for unknown
+    devices, and the address, for ``lock_s``;
+  * a key locked again within a day of its last lock is locked twice as
+    long as the last time (at most ``MAX_LOCK_S``); a good login clears
+    the account's and the device's record;
+  * while locked even the right password is refused, without checking it;
+    the lock check, the password check and the failure count are one
+    atomic step per key (a lock per account, device and address).
+
+  Account names are kept only as a keyed hash (with ``secret``) in the
+  failure table, so a password typed into the name field is never stored.
 - Every method is one short transaction; instances are safe to share
   between threads.
 
@@ -32,9 +48,12 @@ import hmac
 import os
 import re
 import secrets
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from bibbox.locker.domain import free_text
 from bibbox.locker.domain.errors import BibboxError
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2 ** 14, 8, 1, 32
@@ -46,6 +65,9 @@ ROLES = ("staff", "admin")
 FAIL_LIMIT = 5
 FAIL_WINDOW_S = 15 * 60
 LOCK_S = 15 * 60
+MAX_LOCK_S = 24 * 3600
+STRIKE_MEMORY_S = 24 * 3600        # a lock this long past is forgotten
+DEVICE_COOKIE_PREFIX = "bibbox-device-"
 IDLE_S = 30 * 60
 MAX_S = 12 * 3600
 
@@ -140,6 +162,8 @@ def check_password_text(password):
 
 
 def check_name(name):
+    if isinstance(name, str) and free_text.contains_cpr(name):
+        raise AccountError("cpr_in_text", "a staff name must not hold a CPR number")
     if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED_NAMES \
             or name.startswith("p-"):
         raise AccountError("bad_name",
@@ -149,6 +173,38 @@ def check_name(name):
 
 
 # -- the rules over the store ------------------------------------------------------
+class _KeyLocks:
+    """One in-process lock per key, held together (in a fixed order)."""
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._locks = {}            # key -> [lock, users]
+
+    @contextmanager
+    def holding(self, keys):
+        keys = sorted(set(keys))
+        with self._guard:
+            entries = []
+            for key in keys:
+                entry = self._locks.setdefault(key, [threading.Lock(), 0])
+                entry[1] += 1
+                entries.append(entry)
+        try:
+            for entry in entries:
+                entry[0].acquire()
+            try:
+                yield
+            finally:
+                for entry in reversed(entries):
+                    entry[0].release()
+        finally:
+            with self._guard:
+                for key, entry in zip(keys, entries):
+                    entry[1] -= 1
+                    if entry[1] == 0:
+                        del self._locks[key]
+
+
 class _WallClock:
     def wall(self):
         return time.time()
@@ -167,6 +223,7 @@ class Accounts:
         self.secret = secret or b"bibbox-staff"
         self.idle_s, self.max_s = idle_s, max_s
         self.fail_limit, self.fail_window_s, self.lock_s = fail_limit, fail_window_s, lock_s
+        self._key_locks = _KeyLocks()
 
     @property
     def path(self):
@@ -250,52 +307,95 @@ class Accounts:
         return until
 
     def lock_state(self, name, address):
-        """Seconds until ``name`` or ``address`` may try again (0: now)."""
-        until = max(self._locked_until("account", self._who(name)) or 0,
-                    self._locked_until("address", address or "") or 0)
+        """Seconds until ``name`` or ``address`` may try again from an
+        unknown device (0: now)."""
+        return self._wait([("account", self._who(name)), ("address", address or "")])
+
+    def _wait(self, keys):
+        until = max((self._locked_until(kind, key) or 0) for kind, key in keys)
         return max(0, int(until - self.now() + 0.999)) if until else 0
 
-    def login(self, name, password, address="") -> LoginResult:
-        """Check a login.  A locked account or address is refused without
-        looking at the password; a failure is counted and may lock both."""
+    # -- known devices ----------------------------------------------------------
+    def device_token(self, name):
+        """A new device cookie value for account ``name``."""
+        nonce = secrets.token_urlsafe(18)
+        return f"{nonce}.{self._device_mac(name, nonce)}"
+
+    def device_known(self, name, token):
+        """Is ``token`` a device cookie this locker made for account ``name``?"""
+        if not isinstance(token, str) or token.count(".") != 1 or len(token) > 200:
+            return False
+        nonce, mac = token.split(".")
+        return hmac.compare_digest(mac.encode("ascii", "replace"),
+                                   self._device_mac(name, nonce).encode("ascii"))
+
+    def _device_mac(self, name, nonce):
+        return hmac.new(self.secret, b"staff-device\x00" + name.encode() + b"\x00"
+                        + nonce.encode("ascii", "replace"), hashlib.sha256).hexdigest()[:32]
+
+    # -- login -----------------------------------------------------------------
+    def login(self, name, password, address="", device=None) -> LoginResult:
+        """Check a login (see the module docstring for the throttling).
+        ``device`` is the device cookie sent for ``name``, if any.  A locked
+        key is refused without looking at the password."""
         address = (address or "")[:64]
         who = self._who(name)
         name_ok = isinstance(name, str) and NAME_RE.match(name.strip().lower() or "-")
         row = self.store.account(name.strip().lower()) if name_ok else None
-        wait = self.lock_state(name, address)
-        if wait:
-            return LoginResult(None, "locked", wait, row["name"] if row else None)
-        good = verify_password(password if isinstance(password, str) else "",
-                               row["pw_hash"] if row else _dummy_hash())
-        now = self.now()
-        if row is None or not good:
-            account = row["name"] if row else None
-            if self._count_failure(now, who, address):
-                return LoginResult(None, "locked", int(self.lock_s), account)
-            return LoginResult(None, "bad_credentials", 0, account)
-        session_id = secrets.token_urlsafe(32)
-        with self.store.unit() as unit:
-            unit.clear_failures("account", who)
-            unit.insert_session(_sid_hash(session_id), row["name"], now, address)
-            unit.set_last_login(row["name"], now)
-            unit.delete_sessions_older(seen_before=now - self.idle_s,
-                                       created_before=now - self.max_s)
+        if row is not None and self.device_known(row["name"], device):
+            keys = [("device", "device:" + hashlib.sha256(device.encode()).hexdigest()[:32])]
+        else:
+            keys = [("account", who), ("address", address)]
+        with self._key_locks.holding(keys):
+            wait = self._wait(keys)
+            if wait:
+                return LoginResult(None, "locked", wait, row["name"] if row else None)
+            good = verify_password(password if isinstance(password, str) else "",
+                                   row["pw_hash"] if row else _dummy_hash())
+            now = self.now()
+            if row is None or not good:
+                account = row["name"] if row else None
+                locked_for = self._count_failure(now, keys)
+                if locked_for:
+                    return LoginResult(None, "locked", int(locked_for), account)
+                return LoginResult(None, "bad_credentials", 0, account)
+            session_id = secrets.token_urlsafe(32)
+            with self.store.unit() as unit:
+                for kind, key in keys:
+                    if kind != "address":
+                        unit.clear_failures(kind, key)
+                        unit.delete_lockout(kind, key)
+                unit.insert_session(_sid_hash(session_id), row["name"], now, address)
+                unit.set_last_login(row["name"], now)
+                unit.delete_sessions_older(seen_before=now - self.idle_s,
+                                           created_before=now - self.max_s)
         return LoginResult(Session(session_id, row["name"], row["role"], now),
                            account=row["name"])
 
-    def _count_failure(self, now, who, address):
-        """Record a failed login; True if it locked the account or address."""
+    def _count_failure(self, now, keys):
+        """Record a failed login against ``keys``; the seconds of the lock it
+        set (the longest), or 0."""
         since = now - self.fail_window_s
-        locked = False
+        kinds = dict(keys)
+        who = kinds.get("account") or kinds.get("device")
+        locked_for = 0
         with self.store.unit() as unit:
-            unit.add_failure(now, who, address)
+            unit.add_failure(now, who, kinds.get("address", ""))
             unit.delete_failures_before(since)
-            for kind, key in (("account", who), ("address", address)):
-                if unit.failure_count(kind, key, since) >= self.fail_limit:
-                    locked = True
-                    unit.set_lockout(kind, key, now + self.lock_s)
-                    unit.clear_failures(kind, key)
-        return locked
+            # count every key first: clearing one key's failures clears rows
+            # that also counted for the other
+            over = [(kind, key) for kind, key in keys
+                    if unit.failure_count(kind, key, since) >= self.fail_limit]
+            for kind, key in over:
+                last = unit.lockout(kind, key)
+                strikes = 0
+                if last is not None and last[0] >= now - STRIKE_MEMORY_S:
+                    strikes = last[1] + 1
+                seconds = min(self.lock_s * 2 ** min(strikes, 16), MAX_LOCK_S)
+                unit.set_lockout(kind, key, now + seconds, strikes)
+                unit.clear_failures(kind, key)
+                locked_for = max(locked_for, seconds)
+        return locked_for
 
     # -- sessions --------------------------------------------------------------
     def session(self, session_id, touch=True) -> Session | None:

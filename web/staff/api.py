@@ -23,7 +23,8 @@ from bibbox.locker.app.staff import refused
 from bibbox.locker.domain.errors import CardFormatError, CommandError
 from bibbox.locker.domain.identity import CardNumber, pseudonym
 from bibbox.locker.domain.patterns import HOLD_ID_RE, MAX_ITEMS
-from bibbox.web.staff.checks import (body, check_hold_id, check_item, check_key,
+from bibbox.web.http import json_body as body
+from bibbox.web.staff.checks import (check_hold_id, check_item, check_key,
                                      looks_like_isbn, reason_of, whole_number)
 from bibbox.web.staff.common import command_error, fail, service, st, staff
 

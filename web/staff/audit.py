@@ -9,11 +9,15 @@ import datetime as dt
 import io
 import re
 from collections import OrderedDict
+from urllib.parse import urlencode
 
 from flask import Response, g, render_template, request, stream_with_context, url_for
 
+from bibbox.locker.domain import free_text
+from bibbox.locker.domain.errors import CommandError
 from bibbox.web.staff.common import LOCAL_TZ, audit, fail, local_time, service, st, staff, t
 
+EXPORT_KEYS = ("from", "to", "compartment", "kind", "actor", "sep")
 AUDIT_PAGE = 200
 CSV_BATCH = 1000
 
@@ -41,17 +45,18 @@ def _day_start(text):
 
 
 def audit_filters(args):
-    """(filters for :meth:`StaffService.audit_page`, translated errors)."""
+    """(filters for :meth:`StaffService.audit_page`, error codes).  The actor
+    filter is free text: refused (``cpr_in_text``) if CPR-shaped."""
     filters, errors = {}, []
     since, until = args.get("from", "").strip(), args.get("to", "").strip()
     if since:
         filters["since"] = _day_start(since)
         if filters["since"] is None:
-            errors.append(t("err_bad_date"))
+            errors.append("bad_date")
     if until:
         start = _day_start(until)
         if start is None:
-            errors.append(t("err_bad_date"))
+            errors.append("bad_date")
         else:
             day = dt.date.fromisoformat(until) + dt.timedelta(days=1)
             filters["until"] = dt.datetime(day.year, day.month, day.day,
@@ -61,7 +66,7 @@ def audit_filters(args):
         if comp.isdigit() and len(comp) <= 6:
             filters["compartment"] = int(comp)
         else:
-            errors.append(t("err_bad_compartment"))
+            errors.append("bad_compartment")
     kind = args.get("kind", "").strip()
     if kind:
         if kind in AUDIT_KINDS:
@@ -69,8 +74,13 @@ def audit_filters(args):
         elif re.fullmatch(r"[a-z_]{1,40}", kind):
             filters["actions"] = (kind,)
         else:
-            errors.append(t("err_bad_kind"))
-    actor = args.get("actor", "").strip()
+            errors.append("bad_kind")
+    try:
+        actor = free_text.clean(args.get("actor", "")[:200], "actor",
+                                policy=free_text.REFUSE, max_len=200, required=False)
+    except CommandError as exc:
+        actor = ""
+        errors.append(exc.code)
     if actor:
         filters["actor"] = actor[:64]
     before = args.get("before", "").strip()
@@ -81,7 +91,8 @@ def audit_filters(args):
 
 @staff.get("/audit", endpoint="audit")
 def audit_page():
-    filters, errors = audit_filters(request.args)
+    filters, codes = audit_filters(request.args)
+    errors = [t("err_" + code) for code in codes]
     rows = [] if errors else service().audit_page(filters, AUDIT_PAGE + 1)
     more = len(rows) > AUDIT_PAGE
     rows = rows[:AUDIT_PAGE]
@@ -94,6 +105,14 @@ def audit_page():
                            ), (400 if errors else 200)
 
 
+def _export_detail(args):
+    """What an export asked for, as a query string of the filters the page
+    knows (checked by :func:`audit_filters`); anything else sent is not kept."""
+    known = {key: args.get(key, "").strip() for key in EXPORT_KEYS}
+    known["sep"] = "semicolon" if known["sep"] == "semicolon" else ""
+    return urlencode({key: value for key, value in known.items() if value})
+
+
 def _csv_cell(value):
     text = "" if value is None else str(value)
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -103,12 +122,13 @@ def _csv_cell(value):
 
 @staff.get("/audit.csv")
 def audit_csv():
-    filters, errors = audit_filters(request.args)
-    if errors:
-        return fail("bad_filter", 400, message="; ".join(errors))
+    filters, codes = audit_filters(request.args)
+    if codes:      # refused before anything is written, the audit row included
+        return fail("cpr_in_text" if "cpr_in_text" in codes else "bad_filter", 400,
+                    message="; ".join(t("err_" + code) for code in codes))
     delimiter = ";" if request.args.get("sep") == "semicolon" else ","
     staff_service = service()
-    audit(g.user.name, "audit_export", detail=request.query_string.decode()[:200])
+    audit(g.user.name, "audit_export", detail=_export_detail(request.args)[:200])
 
     def generate():
         out = io.StringIO()

@@ -19,17 +19,20 @@ import secrets
 from flask import (abort, g, jsonify, make_response, redirect, render_template, request,
                    url_for)
 
-from bibbox.web.http import is_loopback
+from bibbox.web.http import is_loopback, json_body
+from bibbox.web.staff.accounts import DEVICE_COOKIE_PREFIX, NAME_RE
 from bibbox.web.staff.common import (ADMIN, LANGS, PUBLIC, audit, csrf_token, fail, is_api,
                                      request_language, st, staff, t)
 
 
 # -- transport security -----------------------------------------------------------------
+# Behind the reverse proxy (config ``web.trusted_proxy``), waitress itself puts
+# the client's address and scheme into REMOTE_ADDR and wsgi.url_scheme
+# (bibbox.web.serving.proxy_settings); from anyone else it drops the
+# X-Forwarded-* headers.  So the request's own address and scheme are the
+# client's: this module reads no forwarding header.
 def is_https():
-    if request.is_secure:
-        return True
-    return is_loopback(request.remote_addr) and \
-        request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    return request.is_secure
 
 
 def cookie_secure():
@@ -44,13 +47,8 @@ def _cookie_name():
 
 
 def client_address():
-    """The staff device's address; behind a reverse proxy on loopback, the
-    last X-Forwarded-For entry (the one the proxy itself added)."""
-    addr = request.remote_addr or ""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and is_loopback(addr):
-        addr = forwarded.split(",")[-1].strip() or addr
-    return addr[:64]
+    """The staff device's address (the proxy's client, behind the proxy)."""
+    return (request.remote_addr or "")[:64]
 
 
 def _login_token(nonce):
@@ -126,6 +124,26 @@ def _set_login_cookie(response, nonce):
                         secure=cookie_secure(), path="/staff", max_age=3600)
 
 
+def _device_cookie_name(name):
+    return DEVICE_COOKIE_PREFIX + name
+
+
+def _device_cookie(name):
+    """The device cookie this browser holds for account ``name``, if any."""
+    name = name.strip().lower() if isinstance(name, str) else ""
+    return request.cookies.get(_device_cookie_name(name)) if NAME_RE.match(name) else None
+
+
+def _set_device_cookie(response, name):
+    """Make this browser a known device of account ``name`` (see
+    :mod:`bibbox.web.staff.accounts`): kept a year, sent to /staff only."""
+    token = request.cookies.get(_device_cookie_name(name))
+    if not st().accounts.device_known(name, token):
+        token = st().accounts.device_token(name)
+    response.set_cookie(_device_cookie_name(name), token, httponly=True, samesite="Strict",
+                        secure=cookie_secure(), path="/staff", max_age=365 * 86400)
+
+
 def _check_login_token(sent):
     nonce = request.cookies.get("bibbox-login", "")
     return bool(nonce) and _same(sent, _login_token(nonce))
@@ -144,7 +162,7 @@ def _do_login(name, password):
     accounts = st().accounts
     address = client_address()
     old = request.cookies.get(_cookie_name())
-    result = accounts.login(name, password, address)
+    result = accounts.login(name, password, address, device=_device_cookie(name))
     if result.session is not None:
         if old:
             accounts.logout(old)        # a new id at every login
@@ -174,6 +192,7 @@ def login():
         if result.session is not None:
             response = redirect(_safe_next(request.form.get("next")))
             _set_session_cookie(response, result.session.id)
+            _set_device_cookie(response, result.session.name)
             return response
         message = _login_message(result)
     insecure = (not is_https() and cookie_secure()
@@ -200,13 +219,14 @@ def login_token():
 def login_api():
     if not _check_login_token(_sent_csrf()):
         return fail("csrf", 400)
-    data = request.get_json(silent=True) or {}
+    data = json_body()
     result, status = _do_login(str(data.get("name", ""))[:64], data.get("password", ""))
     if result.session is None:
         return jsonify(ok=False, error=result.code, message=_login_message(result)), status
     response = jsonify(ok=True, name=result.session.name, role=result.session.role,
                        csrf=csrf_token(result.session.id))
     _set_session_cookie(response, result.session.id)
+    _set_device_cookie(response, result.session.name)
     return response
 
 

@@ -6,22 +6,13 @@ from __future__ import annotations
 
 import re
 
-from flask import request
-
+from bibbox.locker.domain import free_text
 from bibbox.locker.domain.errors import CommandError
 from bibbox.locker.domain.patterns import HOLD_ID_RE, looks_like_cpr
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ITEM_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.-]{3,31}$")
 ISBN_PREFIXES = ("977", "978", "979")
-
-
-def body():
-    """The request's JSON object (else CommandError ``bad_request``)."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise CommandError("bad_request", "the body must be a JSON object")
-    return data
 
 
 def ean_ok(digits):
@@ -80,12 +71,12 @@ def whole_number(value, name):
 
 
 def reason_of(data, required=True):
-    """The stripped ``reason`` (at most 200 characters); None if optional and absent."""
+    """The cleaned ``reason`` (at most 200 characters; see
+    :func:`bibbox.locker.domain.free_text.clean`); None if optional and absent.
+    Refused (``cpr_in_text``) when it holds something CPR-shaped."""
     reason = data.get("reason")
     if reason is None or (isinstance(reason, str) and not reason.strip()):
         if required:
             raise CommandError("reason_required", "a reason is required")
         return None
-    if not isinstance(reason, str) or len(reason) > 200:
-        raise CommandError("bad_argument", "the reason is text of at most 200 characters")
-    return reason.strip()
+    return free_text.clean(reason, "reason", policy=free_text.REFUSE, max_len=200)

@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, g, jsonify, make_response, request
 
 from bibbox.locker.app.staff import StaffService
 from bibbox.locker.domain.errors import CommandError
-from bibbox.web.staff.memory import Idempotency, PatronTokens
+from bibbox.web.staff.memory import Idempotency, PatronTokens, PollSlots
 
 staff = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -37,6 +37,13 @@ except Exception:   # no tz database: show UTC
     LOCAL_TZ = dt.timezone.utc
 
 
+# Staff long polls waiting at once, in all and per session: waitress serves
+# with 8 worker threads (bibbox.web.serving), a waiting poll holds one, and
+# the kiosk and the staff pages must keep the rest.
+LONG_POLLS_TOTAL = 4
+LONG_POLLS_PER_SESSION = 2
+
+
 # -- per-app state -----------------------------------------------------------------
 class StaffState:
     """The staff page's state in one app: the configuration, the staff use
@@ -51,6 +58,7 @@ class StaffState:
         self.secret = ext["staff_secret"]
         self.tokens = PatronTokens()
         self.idem = Idempotency()
+        self.polls = PollSlots(LONG_POLLS_TOTAL, LONG_POLLS_PER_SESSION)
         self.view_cache = None      # (state version, JSON text, view)
 
 

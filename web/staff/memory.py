@@ -67,3 +67,32 @@ class Idempotency:
                 while len(self._done) > self.max_size:
                     self._done.popitem(last=False)
         return body, status
+
+
+class PollSlots:
+    """A bound on the staff long polls waiting at once: at most ``total`` in
+    all and ``per_session`` per session, so that waiting polls never hold
+    every one of the web server's worker threads (the kiosk and the staff
+    pages keep the rest)."""
+
+    def __init__(self, total, per_session):
+        self.total, self.per_session = total, per_session
+        self._lock = threading.Lock()
+        self._by_session = {}
+
+    def acquire(self, session):
+        """Take a slot for ``session``; False (take none) when over a bound."""
+        with self._lock:
+            held = self._by_session.get(session, 0)
+            if held >= self.per_session or sum(self._by_session.values()) >= self.total:
+                return False
+            self._by_session[session] = held + 1
+            return True
+
+    def release(self, session):
+        with self._lock:
+            held = self._by_session.get(session, 0) - 1
+            if held > 0:
+                self._by_session[session] = held
+            else:
+                self._by_session.pop(session, None)

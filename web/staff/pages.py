@@ -17,6 +17,9 @@ from markupsafe import Markup
 from bibbox.web.staff.common import STRINGS, csrf_token, service, st, staff
 
 LONG_POLL_S = 15.0
+# A poll over the bounds (``LONG_POLLS_*`` in common) answers at once with
+# the current state and this ``retry_after`` (seconds).
+POLL_RETRY_AFTER_S = 5
 
 
 def html_safe_json(value):
@@ -42,9 +45,10 @@ def _view_json():
     return text, view
 
 
-def _view_response():
+def _view_response(retry_after=None):
     text, view = _view_json()
-    body = '{"ok":true,"now":%s,%s' % (json.dumps(service().now()), text[1:])
+    extra = "" if retry_after is None else ',"retry_after":%d' % retry_after
+    body = '{"ok":true,"now":%s%s,%s' % (json.dumps(service().now()), extra, text[1:])
     return current_app.response_class(body, mimetype="application/json")
 
 
@@ -82,8 +86,20 @@ def unload_page():
 
 @staff.get("/api/state")
 def api_state():
+    """The tiles; with ``version``, once they are newer or after ``wait``
+    seconds, unless over the long-poll bounds (then at once, with
+    ``retry_after``: the page polls again that much later)."""
     version = request.args.get("version", type=int)
-    if version is not None:
-        wait = min(max(request.args.get("wait", LONG_POLL_S, type=float), 0.0), LONG_POLL_S)
+    if version is None:
+        return _view_response()
+    wait = min(max(request.args.get("wait", LONG_POLL_S, type=float), 0.0), LONG_POLL_S)
+    if wait <= 0:
+        return _view_response()
+    polls = st().polls
+    if not polls.acquire(g.user.id):
+        return _view_response(retry_after=POLL_RETRY_AFTER_S)
+    try:
         service().wait_for_change(version, wait)
+    finally:
+        polls.release(g.user.id)
     return _view_response()

@@ -179,7 +179,8 @@
           view = data;
           listeners.forEach(function (fn) { fn(view); });
         }
-        loop();
+        // over the server's bound on waiting polls: the state came at once, poll later
+        if (data.retry_after) setTimeout(loop, data.retry_after * 1000); else loop();
       }, function () {
         liveBox.textContent = t("live_lost");
         liveBox.hidden = false;
