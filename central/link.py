@@ -194,7 +194,7 @@ class CentralLink:
         if not self._started:
             return []
         transport, reasons = self.transport, []
-        if not transport.loop_alive:
+        if transport.started and not transport.loop_alive:
             reasons.append("the MQTT network loop has stopped" + (
                 f" ({transport.loop_error})" if transport.loop_error else ""))
         for thread in self._threads + [self.commands.thread]:

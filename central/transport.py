@@ -216,6 +216,7 @@ class Transport:
         self._routes: list[tuple[Callable[[str], bool], Callable[[Incoming], None]]] = []
         self._lock = threading.Lock()
         self._stopping = False
+        self._started = False
         self._connected = False
         self._subscribed = False
         self._session = 0
@@ -245,6 +246,11 @@ class Transport:
         """paho's network loop runs (False before start and after stop too)."""
         client = self._client
         return client is not None and client.loop_running
+
+    @property
+    def started(self) -> bool:
+        """Between :meth:`start` and :meth:`stop`."""
+        return self._started
 
     @property
     def loop_error(self) -> str | None:
@@ -291,6 +297,7 @@ class Transport:
                                    clean_start=self.session_expiry_s <= 0,
                                    properties=props)
         self._client.loop_start()
+        self._started = True
 
     def stopping(self):
         """From now on a lost connection is expected (not an error)."""
@@ -299,6 +306,7 @@ class Transport:
     def stop(self, timeout=3.0):
         """Publish ``offline``/``stopped``, disconnect cleanly, stop paho."""
         self._stopping = True
+        self._started = False
         client = self._client
         if client is None:
             return
