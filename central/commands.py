@@ -5,7 +5,9 @@ Contract (see ``docs/asyncapi.yaml``, channels ``commands/<name>`` and
 
 - A command arrives on ``<root>/commands/<name>`` as a JSON object
   ``{"request_id", "sent_at", "locker_id", "args", ["actor"]}``.  Retained
-  commands, payloads over :data:`MAX_COMMAND_BYTES`, malformed JSON, wrong
+  commands, payloads over :data:`MAX_COMMAND_BYTES`, malformed JSON (read by
+  :func:`central.wire.read_json`: bounded depth and numbers; the answer
+  carries the top-level ``request_id`` whenever it can still be read), wrong
   types, unknown envelope or argument keys, a missing or foreign
   ``locker_id`` (``unauthorised``), ``sent_at`` further than
   :data:`MAX_COMMAND_AGE_S` from our wall clock (``stale``), unknown commands
@@ -36,6 +38,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 from bibbox.locker.domain.errors import CommandError, CommandRefused, StoreError
@@ -51,6 +54,7 @@ MAX_COMMAND_BYTES = 16 * 1024
 MAX_COMMAND_AGE_S = 300.0       # both ways: stale, or from a clock far ahead
 QUEUE_SIZE = 32
 COMMAND_TIMEOUT_S = 5.0
+LATE_ANSWER_S = 60.0            # after a timeout: how long to watch for its late answer
 MAX_REMEMBERED = 10_000         # answered request ids kept for replays
 MEMORY_REMEMBERED = 512
 PRUNE_EVERY = 100               # answers saved between two prunings of the store
@@ -179,6 +183,7 @@ class CommandHandler:
         self.queue = queue.Queue(maxsize=QUEUE_SIZE)
         self._thread = None
         self._stop = threading.Event()
+        self.timeouts = 0               # commands the controller did not answer in time
 
     def register(self, spec: CommandSpec):
         """Add or replace a command (tests, later contract versions)."""
@@ -189,13 +194,10 @@ class CommandHandler:
                correlation=None):
         """Cheap checks, then queue.  Errors are answered at once."""
         req = Request(name, {}, response_topic, correlation)
-        if len(payload) > MAX_COMMAND_BYTES:
-            return self._error(req, None, "too_large",
-                               f"command payload over {MAX_COMMAND_BYTES} bytes")
         try:
-            body = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            return self._error(req, None, "bad_json", "payload is not valid JSON")
+            body = wire.read_json(payload, max_bytes=MAX_COMMAND_BYTES)
+        except wire.BadPayload as exc:
+            return self._error(req, exc.request_id, exc.code, str(exc))
         req.body = body
         rid = body.get("request_id") if isinstance(body, dict) else None
         rid = rid if isinstance(rid, str) and ID_RE.match(rid) else None
@@ -209,6 +211,11 @@ class CommandHandler:
             self._error(req, rid, "busy", "too many commands waiting; retry later")
 
     # -- the handler thread --------------------------------------------------
+    @property
+    def thread(self):
+        """The handler thread while started, else None."""
+        return self._thread
+
     def start(self):
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="bibbox-mqtt-cmd",
@@ -227,19 +234,27 @@ class CommandHandler:
         self.answers.close()
 
     def _run(self):
+        # Idle, it waits for a command with no timeout.  Only after a command
+        # timed out (its answer is recorded later, on the controller thread)
+        # does it look every second, for LATE_ANSWER_S, to save that answer.
+        late_until = 0.0
         while not self._stop.is_set():
+            waiting = late_until > time.monotonic()
             try:
-                req = self.queue.get(timeout=1.0)
+                req = self.queue.get(timeout=1.0 if waiting else None)
             except queue.Empty:
                 self.answers.flush()
                 continue
             if req is None:
                 continue
+            timeouts = self.timeouts
             try:
                 self.handle(req)
             except Exception:     # never let one command kill the thread
                 log.exception("command %s failed unexpectedly", req.name)
                 self._error(req, None, "internal", "internal error")
+            if self.timeouts != timeouts:
+                late_until = time.monotonic() + LATE_ANSWER_S
             self.answers.flush()
 
     def handle(self, req: Request):
@@ -316,6 +331,7 @@ class CommandHandler:
         try:
             encoded = self.controller.call(run, timeout=COMMAND_TIMEOUT_S)
         except CommandError as exc:     # the controller did not answer in time
+            self.timeouts += 1
             log.warning("command %s %s: %s", req.name, rid, exc)
             return self._error(req, rid, exc.code, str(exc))
         finally:

@@ -5,7 +5,10 @@ lock (``binary_sensor``, device class ``lock``: on means released) and its
 alarms (``binary_sensor``, device class ``problem``, the alarm names as
 attributes); for the locker: an alarm sensor and a free-compartment count.
 All read the retained state topics, and all use the availability topic, so
-Home Assistant shows them unavailable while the locker is offline.  Configs
+Home Assistant shows them unavailable while the locker is offline.  Each
+names its entity id with ``default_entity_id`` (the full id, e.g.
+``binary_sensor.bibbox_<locker id>_door_1``; ``object_id`` was deprecated by
+Home Assistant 2025.10 and is ignored from 2026.4).  Configs
 are retained and published again whenever Home Assistant announces itself
 (``homeassistant/status`` = ``online``) and after every connect
 (:class:`Discovery`).  Read-only: no command entities.
@@ -33,7 +36,9 @@ def discovery_messages(*, locker_id, name, version, topics, compartments):
 
     def add(component, object_id, config):
         config = {**config, **availability, "device": device,
-                  "unique_id": f"{node}_{object_id}", "object_id": f"{node}_{object_id}"}
+                  "unique_id": f"{node}_{object_id}",
+                  "default_entity_id": topics_mod.ha_entity_id(component,
+                                                               f"{node}_{object_id}")}
         out.append((topics_mod.ha_discovery(component, node, object_id), wire.dumps(config)))
 
     for n in sorted(compartments):

@@ -27,7 +27,18 @@ Threads: paho's network thread (callbacks only set flags and queue work),
 ``bibbox-mqtt-send`` (the only one that drains the outbox and publishes
 state, heartbeats and discovery, on its own store connection),
 ``bibbox-mqtt-state`` (waits on the Board and wakes the sender) and
-``bibbox-mqtt-cmd`` (runs commands through ``controller.call``).
+``bibbox-mqtt-cmd`` (runs commands through ``controller.call``).  None of
+them wakes without work: each waits on an event, the Board, its queue, its
+socket, or its next real deadline (the heartbeat, the keepalive).
+
+Health (:meth:`CentralLink.health`, shown by ``/api/status`` and ``bibbox
+status``; its ``unhealthy`` part fails the systemd watchdog, see
+``daemon/systemd.py``).  The rule: what a restart fixes is unhealthy -- the
+network loop or one of the link's threads has stopped, or, while connected,
+an event has waited for its PUBACK longer than :attr:`CentralLink.stall_limit_s`
+(the loop no longer reads, the connection is wedged).  What a restart does
+not fix is reported only, never restarts the daemon: a broker that is down
+or unreachable (paho keeps retrying), events the broker refuses (its ACL).
 """
 
 from __future__ import annotations
@@ -69,6 +80,7 @@ class CentralLink:
         if cfg.mqtt.home_assistant:
             subscriptions.append(Subscription(HA_STATUS, retain_as_published=False))
         self.transport = Transport(
+            session_expiry_s=cfg.mqtt.command_session_s,
             client_id=f"bibbox-{self.locker_id}", url=url or cfg.mqtt.url, clock=clock,
             availability=Availability(self.topics.availability, version=self.version,
                                       boot_id=self.boot_id, clock=clock),
@@ -111,15 +123,18 @@ class CentralLink:
         if self._started:
             raise RuntimeError("central link already started")
         self._started = True
-        self._stopping.clear()
+        self._stopping = threading.Event()        # this run's: an old watcher keeps its own
         self._outbox = OutboxSender(transport=self.transport, topic=self.topics.events,
                                     locker_id=self.locker_id, window=self.event_window,
-                                    delete_batch=self.delete_batch)
+                                    delete_batch=self.delete_batch,
+                                    now=self.clock.monotonic)
         self.store.on_commit.append(self.wake)
         self.commands.start()
-        for name, target in (("bibbox-mqtt-send", self._sender_main),
-                             ("bibbox-mqtt-state", self._state_watch_main)):
-            t = threading.Thread(target=target, name=name, daemon=True)
+        for name, target, args in (
+                ("bibbox-mqtt-send", self._sender_main, ()),
+                ("bibbox-mqtt-state", watch_board,
+                 (self.controller.board, self._wake_event.set, self._stopping))):
+            t = threading.Thread(target=target, args=args, name=name, daemon=True)
             t.start()
             self._threads.append(t)
         log.info("central link starting: broker %s, topic root %s", self.url,
@@ -153,12 +168,44 @@ class CentralLink:
     def health(self) -> dict:
         """``{"connected", "outbox_depth", "last_error", "inflight",
         "connected_since", "broker"}``; cheap, from any thread."""
-        outbox = self._outbox
-        return {"connected": self.transport.connected,
+        outbox, transport = self._outbox, self.transport
+        oldest = outbox.oldest_unacked_s() if outbox else None
+        unhealthy = self._restart_reasons(oldest)
+        problems = list(unhealthy)
+        if self._started and not transport.connected:
+            problems.append(f"not connected to {self.url}" + (
+                f": {transport.last_error}" if transport.last_error else ""))
+        return {"connected": transport.connected,
                 "outbox_depth": outbox.last_depth if outbox else None,
-                "last_error": self.transport.last_error,
+                "last_error": transport.last_error,
                 "inflight": outbox.inflight_count if outbox else 0,
-                "connected_since": self.transport.connected_since, "broker": self.url}
+                "connected_since": transport.connected_since, "broker": self.url,
+                "loop_alive": transport.loop_alive, "oldest_unacked_s": oldest,
+                "problems": problems, "unhealthy": unhealthy}
+
+    @property
+    def stall_limit_s(self) -> float:
+        """How long an event may await its PUBACK on a live connection before
+        the link counts as wedged: three keepalives (paho would have noticed
+        a dead connection after one), at least ten minutes."""
+        return max(600.0, 3.0 * self.keepalive_s)
+
+    def _restart_reasons(self, oldest_unacked_s) -> list[str]:
+        if not self._started:
+            return []
+        transport, reasons = self.transport, []
+        if transport.started and not transport.loop_alive:
+            reasons.append("the MQTT network loop has stopped" + (
+                f" ({transport.loop_error})" if transport.loop_error else ""))
+        for thread in self._threads + [self.commands.thread]:
+            if thread is not None and not thread.is_alive():
+                reasons.append(f"central link thread {thread.name} has stopped")
+        outbox = self._outbox
+        if (transport.connected and oldest_unacked_s is not None
+                and oldest_unacked_s > self.stall_limit_s and not outbox.paused_until):
+            reasons.append(f"events not acknowledged for {oldest_unacked_s:.0f} s "
+                           "while connected")
+        return reasons
 
     def wake(self, events=None):
         """Have the sender look at the outbox now.  Registered in
@@ -210,9 +257,6 @@ class CentralLink:
             self.wake()
 
     # ------------------------------------------------------------- sender
-    def _state_watch_main(self):
-        watch_board(self.controller.board, self._wake_event.set, self._stopping)
-
     def _sender_main(self):
         reader = None
         try:
@@ -242,9 +286,12 @@ class CentralLink:
                               publish=publish, started_mono=self._started_mono)
         session = 0
         while True:
-            timeout = 0.2 if outbox.to_delete else 5.0
+            # no tick: woken by commits, acks, the Board, connects and stop;
+            # otherwise asleep until the next deadline (heartbeat, delete, pause)
+            timeout = outbox.next_deadline_s()
             if transport.connected:
-                timeout = max(0.0, min(timeout, heartbeat.seconds_left()))
+                beat = max(0.0, heartbeat.seconds_left())
+                timeout = beat if timeout is None else min(timeout, beat)
             self._wait(timeout)
             outbox.take_acks()
             if self._stopping.is_set():

@@ -37,12 +37,14 @@ class OutboxSender:
     """The outbox drain of one link run.  ``transport`` is the link's
     :class:`~central.transport.Transport`; ``topic`` is ``<root>/events``."""
 
-    def __init__(self, *, transport, topic, locker_id, window=100, delete_batch=64):
+    def __init__(self, *, transport, topic, locker_id, window=100, delete_batch=64,
+                 now=time.monotonic):
         self.transport, self.topic, self.locker_id = transport, topic, locker_id
+        self.now = now                  # stamps events handed to paho (health only)
         self.window, self.delete_batch = window, delete_batch
         self.reader = None
         self.session = 0
-        self.inflight = collections.OrderedDict()   # mid -> (session, seq)
+        self.inflight = collections.OrderedDict()   # mid -> (session, seq, handed_at)
         self.cursor = 0                 # highest seq handed to paho this session
         self.to_delete = []
         self.last_delete = time.monotonic()
@@ -58,6 +60,27 @@ class OutboxSender:
     @property
     def inflight_count(self):
         return len(self.inflight)
+
+    def oldest_unacked_s(self):
+        """Seconds since the oldest event still awaiting its PUBACK was handed
+        to paho (by ``now``); None when none awaits one."""
+        try:
+            first = next(iter(self.inflight.values()))
+        except (StopIteration, RuntimeError):     # empty, or changing under us
+            return None
+        return max(0.0, self.now() - first[2])
+
+    def next_deadline_s(self):
+        """Seconds until the sender has timed work (deleting acknowledged
+        rows, the end of a pause after a refusal), or None if it has none:
+        then it waits to be woken."""
+        deadlines = []
+        if self.to_delete:
+            deadlines.append(0.0 if self.delete_due()
+                             else self.last_delete + DELETE_AFTER_S - time.monotonic())
+        if self.paused_until:
+            deadlines.append(self.paused_until - time.monotonic())
+        return max(0.0, min(deadlines)) if deadlines else None
 
     # -- the sender thread ------------------------------------------------------
     def bind(self, reader):
@@ -122,7 +145,7 @@ class OutboxSender:
                                               qos=wire.QOS_EVENTS)
                 if sent.queue_full:
                     break       # paho's queue is full; acknowledgements wake us
-                self.inflight[sent.mid] = (self.session, row["seq"])
+                self.inflight[sent.mid] = (self.session, row["seq"], self.now())
                 self.cursor = row["seq"]
 
     def delete_due(self):

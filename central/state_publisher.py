@@ -55,11 +55,16 @@ class StatePublisher:
 
 
 def watch_board(board, wake, stopping):
-    """Until ``stopping`` is set: call ``wake()`` whenever the Board's
-    ``state`` gets a new version (the ``bibbox-mqtt-state`` thread)."""
+    """Call ``wake()`` whenever the Board's ``state`` gets a new version (the
+    ``bibbox-mqtt-state`` thread), until ``stopping`` (an Event of this run
+    only) is set.  It waits on the Board with no timeout, so an idle locker
+    never wakes it; after a stop it ends at the Board's next change (or
+    close), calling nothing more."""
     version = None
     while not stopping.is_set():
-        snap = board.wait_newer("state", version, timeout=1.0)
+        snap = board.wait_newer("state", version, timeout=None)
+        if stopping.is_set():
+            return
         new = snap.get("version") if snap else None
         if new != version:
             version = new

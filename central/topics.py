@@ -15,6 +15,7 @@ import re
 HA_PREFIX = "homeassistant"
 HA_STATUS = f"{HA_PREFIX}/status"
 _HA_ID_RE = re.compile(r"[^a-zA-Z0-9_-]")
+_HA_SLUG_RE = re.compile(r"[^a-z0-9]+")
 
 
 class Topics:
@@ -72,3 +73,10 @@ def ha_node_id(locker_id: str) -> str:
 def ha_discovery(component: str, node_id: str, object_id: str) -> str:
     """``homeassistant/<component>/<node_id>/<object_id>/config``."""
     return f"{HA_PREFIX}/{component}/{node_id}/{object_id}/config"
+
+
+def ha_entity_id(component: str, object_id: str) -> str:
+    """The full Home Assistant entity id ``<component>.<slug>`` for
+    ``default_entity_id``: an entity id allows only ``[a-z0-9_]`` (no
+    leading, trailing or double ``_``), so the rest becomes ``_``."""
+    return f"{component}.{_HA_SLUG_RE.sub('_', object_id.lower()).strip('_')}"

@@ -5,13 +5,26 @@ Contract:
   ``offline``/``connection_lost`` message of :class:`Availability`; every
   connect publishes the retained ``online`` message first; :meth:`Transport.stop`
   publishes ``offline``/``stopped`` and disconnects cleanly (no will).
-- **Sessions**: every successful connect starts a new session (a number,
-  :attr:`Transport.session`): paho's unacknowledged messages of the old one
-  are dropped (their owners send them again), the subscriptions are made
-  again, and the ``on_connected`` listeners are called.
+- **Connections**: every successful connect starts a new connection (a
+  number, :attr:`Transport.session`): paho's unacknowledged messages of the
+  old one are dropped (their owners send them again), the subscriptions are
+  made again, and the ``on_connected`` listeners are called.
+- **Broker session** (``session_expiry_s`` > 0): the locker connects with
+  clean start off and that MQTT 5 session expiry interval, always under
+  the same client id, so the broker keeps its subscriptions and queues the
+  QoS 1 messages (commands) that arrive while it is away -- for that long
+  after it went, within the broker's own queue limits -- and delivers them
+  on the next connect.  0: clean start, nothing kept.
 - **Incoming** messages go to the first route whose match accepts the topic,
   as :class:`Incoming` values; **acknowledgements** (PUBACK) go to
-  ``on_ack(session, mid, failed)``.
+  ``on_ack(session, mid, failed)``.  No exception from a route escapes into
+  paho (it would end paho's network thread for good): :meth:`Transport._on_message`
+  is the one guard, it logs and drops the message.
+- **Health**: :attr:`Transport.loop_alive` says whether paho's network loop
+  still runs; a dead loop also counts as not connected.
+- **Idle**: the network loop sleeps until data arrives, a publish wakes it
+  (paho's socket pair) or the next keepalive deadline comes; never a 1 s
+  tick (see :class:`_Client`).
 - **Security**: ``mqtts://`` uses TLS with the given CA file (the system CAs
   if empty) and the optional client certificate and key (paths, read by
   paho); credentials are handed in as values, never read here.
@@ -28,6 +41,7 @@ import random
 import socket
 import ssl
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
@@ -102,6 +116,53 @@ class Sent:
 
 
 NOT_SENT = Sent(None, mqtt.MQTT_ERR_NO_CONN)
+IDLE_MAX_S = 3600.0       # the longest the network loop sleeps (no keepalive)
+
+
+class _Client(mqtt.Client):
+    """paho's client, with its network loop made to wait for work.
+
+    paho's ``loop_forever`` calls ``_loop(1.0)``: a ``select`` that returns
+    every second to look at the keepalive clock.  Incoming data and every
+    publish (paho writes to its socket pair) end the ``select`` anyway, so
+    the only deadline left is the keepalive's: a PINGREQ is due ``keepalive``
+    seconds after the last packet out or the last bytes in (paho's
+    ``_check_keepalive``), and a missing PINGRESP is noticed at the same
+    moment one keepalive later.  ``_loop`` waits exactly until then (0.05 s
+    at least, so a deadline paho does not act on cannot spin).
+
+    It also records whether its loop runs (``loop_running``) and which
+    exception ended it (``loop_error``), for :attr:`Transport.loop_alive`.
+    Relies on paho 2's ``_keepalive``, ``_last_msg_out`` and
+    ``_last_bytes_received`` (checked by the idle test)."""
+
+    loop_running = False
+    loop_error = None
+
+    def loop_start(self):
+        self.loop_running, self.loop_error = True, None
+        return super().loop_start()
+
+    def loop_forever(self, timeout=1.0, retry_first_connection=False):
+        self.loop_running = True
+        try:
+            return super().loop_forever(timeout, retry_first_connection)
+        except BaseException as exc:
+            self.loop_error = type(exc).__name__
+            raise
+        finally:
+            self.loop_running = False
+
+    def next_deadline_s(self) -> float:
+        keepalive = self._keepalive
+        if not keepalive:
+            return IDLE_MAX_S
+        with self._msgtime_mutex:
+            last = min(self._last_msg_out, self._last_bytes_received)
+        return min(IDLE_MAX_S, max(0.05, last + keepalive - time.monotonic()))
+
+    def _loop(self, timeout=1.0):
+        return super()._loop(self.next_deadline_s())
 
 
 class Availability:
@@ -143,17 +204,21 @@ class Transport:
 
     def __init__(self, *, client_id: str, url: str, availability: Availability,
                  subscriptions: list[Subscription], clock, credentials=None,
-                 tls: TlsFiles = TlsFiles()):
+                 tls: TlsFiles = TlsFiles(), session_expiry_s: int = 0):
         self.client_id, self.availability, self.clock = client_id, availability, clock
         self.scheme, self.host, self.port = parse_url(url)
         self.subscriptions = list(subscriptions)
         self.credentials, self.tls = credentials, tls
+        self.session_expiry_s = int(session_expiry_s)
+        self.session_present = False      # the broker resumed our session last connect
         self.on_connected: list[Callable[[], None]] = []
         self.on_ack: Callable[[int, int, bool], None] = lambda session, mid, failed: None
         self._routes: list[tuple[Callable[[str], bool], Callable[[Incoming], None]]] = []
         self._lock = threading.Lock()
         self._stopping = False
+        self._started = False
         self._connected = False
+        self._subscribed = False
         self._session = 0
         self._failures = 0
         self.connected_since = None
@@ -168,7 +233,30 @@ class Transport:
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        """Connected, and paho's network loop still runs to serve it."""
+        return self._connected and self.loop_alive
+
+    @property
+    def subscribed(self) -> bool:
+        """Connected, and the broker acknowledged this connection's subscriptions."""
+        return self.connected and self._subscribed
+
+    @property
+    def loop_alive(self) -> bool:
+        """paho's network loop runs (False before start and after stop too)."""
+        client = self._client
+        return client is not None and client.loop_running
+
+    @property
+    def started(self) -> bool:
+        """Between :meth:`start` and :meth:`stop`."""
+        return self._started
+
+    @property
+    def loop_error(self) -> str | None:
+        """The exception that ended the network loop, if one did."""
+        client = self._client
+        return client.loop_error if client is not None else None
 
     @property
     def session(self) -> int:
@@ -201,9 +289,15 @@ class Transport:
         # jittered so that a fleet does not reconnect in step after an outage
         self._client.reconnect_delay_set(reconnect_min_s * random.uniform(1.0, 1.5),
                                          reconnect_max_s)
+        props = None
+        if self.session_expiry_s > 0:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.session_expiry_s
         self._client.connect_async(self.host, self.port, keepalive=keepalive_s,
-                                   clean_start=True)
+                                   clean_start=self.session_expiry_s <= 0,
+                                   properties=props)
         self._client.loop_start()
+        self._started = True
 
     def stopping(self):
         """From now on a lost connection is expected (not an error)."""
@@ -212,6 +306,7 @@ class Transport:
     def stop(self, timeout=3.0):
         """Publish ``offline``/``stopped``, disconnect cleanly, stop paho."""
         self._stopping = True
+        self._started = False
         client = self._client
         if client is None:
             return
@@ -247,7 +342,7 @@ class Transport:
 
     # ------------------------------------------------------------- client
     def _make_client(self):
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+        client = _Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv5)
         client.max_inflight_messages_set(self.paho_inflight)
         client.max_queued_messages_set(self.max_queued)
@@ -273,6 +368,7 @@ class Transport:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     # -- paho's thread: keep these short ---------------------------------------
@@ -285,7 +381,9 @@ class Transport:
             dropped = client.drop_out_messages()
             self._session += 1
             self._connected = True
+            self._subscribed = False
             self.connected_since = self.clock.wall()
+            self.session_present = bool(getattr(flags, "session_present", False))
         self._failures = 0
         self.last_error = None
         receive_max = getattr(properties, "ReceiveMaximum", 65535)
@@ -293,8 +391,9 @@ class Transport:
             log.error("broker allows only %d unacknowledged messages (Receive Maximum); "
                       "set its max_inflight_messages to at least %d", receive_max,
                       self.paho_inflight)
-        log.info("connected to %s; %d unacknowledged messages dropped, the outbox "
-                 "resends them", self.url, len(dropped))
+        log.info("connected to %s (%s); %d unacknowledged messages dropped, the outbox "
+                 "resends them", self.url, "session resumed" if self.session_present
+                 else "new session", len(dropped))
         client.publish(self.availability.topic, self.availability.online(),
                        qos=wire.QOS_AVAILABILITY, retain=True)
         client.subscribe([(s.topic, SubscribeOptions(
@@ -322,15 +421,30 @@ class Transport:
             log.warning("connection to %s lost (%s); reconnecting with backoff",
                         self.url, reason)
 
+    def _on_subscribe(self, client, userdata, mid, reasons, properties):
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            self.last_error = f"broker refused a subscription: {failed[0]}"
+            log.error("broker %s refused a subscription: %s", self.url, failed[0])
+        self._subscribed = True
+
     def _on_publish(self, client, userdata, mid, reason, properties):
         self.on_ack(self._session, mid, reason.is_failure)
 
     def _on_message(self, client, userdata, msg):
-        props = getattr(msg, "properties", None)
-        incoming = Incoming(msg.topic, msg.payload, bool(msg.retain),
-                            getattr(props, "ResponseTopic", None),
-                            getattr(props, "CorrelationData", None))
-        for match, handler in self._routes:
-            if match(msg.topic):
-                handler(incoming)
-                return
+        """The dispatch, and the one guard between payloads and paho: an
+        exception escaping here would end paho's network thread for good
+        (no reconnects, no PUBACKs read), so any is logged and the message
+        dropped.  The routes parse with bounds and answer what they refuse."""
+        try:
+            topic = msg.topic
+            props = getattr(msg, "properties", None)
+            incoming = Incoming(topic, bytes(msg.payload), bool(msg.retain),
+                                getattr(props, "ResponseTopic", None),
+                                getattr(props, "CorrelationData", None))
+            for match, handler in self._routes:
+                if match(topic):
+                    handler(incoming)
+                    return
+        except Exception:
+            log.exception("an incoming message could not be handled; dropped")

@@ -8,7 +8,9 @@ module knows the other.  Each ``verify(patron_hash, pin, done)`` publishes one
 ``<root>/patron/check`` request ``{"request_id","patron_hash","pin","sent_at",
 "locker_id"}`` and waits, without blocking the caller, for central's answer
 on ``<root>/patron/verdict`` ``{"request_id","outcome","reason","due",
-"default_due"}``.  ``done`` is called exactly once, from paho's thread or a
+"default_due"}`` (at most :data:`MAX_VERDICT_BYTES`, read by
+:func:`central.wire.read_json`; the request id from the body, else from the
+correlation data; a verdict naming no waiting request is ignored).  ``done`` is called exactly once, from paho's thread or a
 timer thread: with the parsed :class:`locker.patrons.Verdict`, or with
 ``Verdict("unavailable")`` when the link is down, the answer is malformed, or
 none came within ``timeout_s`` (``verifier.timeout_s``, 3 s by default).
@@ -24,7 +26,6 @@ delivers it intact when the connection holds.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -38,6 +39,7 @@ from bibbox.locker.domain.patrons import Verdict
 from bibbox.central import wire
 
 log = logging.getLogger("bibbox.mqtt")
+MAX_VERDICT_BYTES = 4096
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -97,12 +99,16 @@ class CentralVerifier:
             log.warning("retained patron verdict ignored")
             return
         try:
-            body = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        rid = body.get("request_id") if isinstance(body, dict) else None
+            body = wire.read_json(payload, max_bytes=MAX_VERDICT_BYTES)
+        except wire.BadPayload as exc:
+            body, rid = None, exc.request_id
+        else:
+            rid = body.get("request_id") if isinstance(body, dict) else None
         if not isinstance(rid, str) and correlation:
-            rid = correlation.decode("ascii", "replace")
+            rid = bytes(correlation).decode("ascii", "replace")
+        if not isinstance(rid, str):
+            log.info("patron verdict without a readable request id ignored")
+            return
         with self._lock:
             known = rid in self._pending
         if not known:

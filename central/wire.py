@@ -9,6 +9,8 @@ the PIN inside ``patron/check`` itself, see :mod:`central.verifier`).
 from __future__ import annotations
 
 import json
+import math
+import re
 
 # The version of the AsyncAPI contract this code speaks (info.version there).
 CONTRACT_VERSION = "1.0.0"
@@ -81,3 +83,92 @@ def response(request_id, status: str, code: str, message: str = "", result=None,
     "command"}``; ``status`` is ``ok`` (``code`` "ok") or ``error``."""
     return {"request_id": request_id, "status": status, "code": code,
             "message": message, "result": result, "command": command}
+
+
+# ------------------------------------------------------------------ reading
+MAX_DEPTH = 16            # commands nest 4 deep at most; 16 is generous
+MAX_NUMBER_CHARS = 32     # digits of a JSON number; beyond is no real value
+# a string, or an unterminated one up to the end: never backtracks over quotes
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.S)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+_REQUEST_ID = re.compile(rb'"request_id"\s*:\s*"([\x21\x23-\x5b\x5d-\x7e]{1,128})"')
+
+
+class BadPayload(ValueError):
+    """A payload that is not a bounded JSON document: ``code`` is the
+    contract's error code (``too_large`` or ``bad_json``), ``request_id``
+    the top-level ``request_id`` if one could still be read, else None."""
+
+    def __init__(self, code: str, message: str, request_id: str | None = None):
+        super().__init__(message)
+        self.code, self.request_id = code, request_id
+
+
+def _refuse_number(text):
+    raise BadPayload("bad_json", f"number {text[:12]!r} is out of range")
+
+
+def _bounded_int(text):
+    if len(text) > MAX_NUMBER_CHARS:
+        _refuse_number(text)
+    return int(text)
+
+
+def _bounded_float(text):
+    value = float(text)
+    if len(text) > MAX_NUMBER_CHARS or not math.isfinite(value):
+        _refuse_number(text)
+    return value
+
+
+def _skeleton(payload: bytes) -> bytes:
+    """``payload`` with every string's content blanked (same length), so
+    only the structure's brackets remain."""
+    return _STRING.sub(lambda m: b'"' + b" " * (len(m.group()) - 2) + b'"', payload)
+
+
+def _max_depth(skeleton: bytes) -> int:
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(skeleton):
+        depth += 1 if m.group() in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _depth_at(skeleton: bytes, end: int) -> int:
+    return (skeleton.count(b"[", 0, end) + skeleton.count(b"{", 0, end)
+            - skeleton.count(b"]", 0, end) - skeleton.count(b"}", 0, end))
+
+
+def _top_level_request_id(payload: bytes, skeleton: bytes) -> str | None:
+    for m in _REQUEST_ID.finditer(payload):
+        if skeleton[m.start()] == ord('"') and _depth_at(skeleton, m.start()) == 1:
+            return m.group(1).decode("ascii")
+    return None
+
+
+def read_json(payload: bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH):
+    """The JSON document in ``payload``, read within bounds, or BadPayload.
+
+    Refused: more than ``max_bytes``, not UTF-8, not JSON, nested deeper
+    than ``max_depth``, a number longer than :data:`MAX_NUMBER_CHARS` or not
+    finite (``NaN``, ``Infinity``, ``1e999``), a lone surrogate in a string.
+    Never raises anything else, whatever the bytes."""
+    if len(payload) > max_bytes:
+        raise BadPayload("too_large", f"payload over {max_bytes} bytes")
+    payload = bytes(payload)
+    skeleton = _skeleton(payload)
+    try:
+        if _max_depth(skeleton) > max_depth:
+            raise BadPayload("bad_json", f"nested deeper than {max_depth}")
+        text = payload.decode("utf-8")
+        obj = json.loads(text, parse_int=_bounded_int, parse_float=_bounded_float,
+                         parse_constant=_refuse_number)
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")    # no lone surrogates
+        return obj
+    except BadPayload as exc:
+        exc.request_id = _top_level_request_id(payload, skeleton)
+        raise
+    except (ValueError, UnicodeError, RecursionError, OverflowError, TypeError):
+        raise BadPayload("bad_json", "payload is not valid JSON",
+                         _top_level_request_id(payload, skeleton)) from None

@@ -169,6 +169,8 @@ def problems(data):
     link = health.get("link")
     if isinstance(link, dict) and not link.get("connected"):
         out.append("central link disconnected")
+    if isinstance(link, dict):
+        out.extend(link.get("unhealthy") or [])   # what fails the watchdog, too
     return out
 
 

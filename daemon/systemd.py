@@ -12,11 +12,15 @@
   the controller thread answers a probe (a no-op call, so a loop that only
   turns every ``timing.expiry_check_s`` still answers at once), the store
   answers ``SELECT 1`` on the controller's own connection, and the card
-  reader thread (if there is a reader) is alive.  A stuck controller or a
+  reader thread (if there is a reader) is alive, and the central link (if
+  there is one) reports nothing ``unhealthy``: its network loop and threads
+  run and, while connected, no event has waited for its PUBACK beyond the
+  stall limit (see ``central/link.py``).  A stuck controller or a
   dead reader thread therefore ends in systemd killing and restarting the
   daemon after ``WatchdogSec``; ``ExecStopPost`` then drives the relays off.
   What a restart cannot fix -- a full disk, a reader that is unplugged (its
-  thread keeps reopening it), an unreachable broker -- is *not* a watchdog
+  thread keeps reopening it), an unreachable broker, events the broker's ACL
+  refuses -- is *not* a watchdog
   failure: the daemon keeps serving and reports it (alarms, ``STATUS=``),
   instead of crash-looping.
 - :func:`log_formatter` gives one line per record; when stdout is the journal
@@ -117,6 +121,12 @@ def check_health(daemon, timeout=PROBE_TIMEOUT_S) -> list[str]:
         problems.append(f"controller probe failed: {type(exc).__name__}")
     if store_error:
         problems.append("store does not answer: " + store_error[0])
+    link = getattr(daemon, "link", None)
+    if link is not None:
+        try:
+            problems.extend(link.health().get("unhealthy") or [])
+        except Exception as exc:
+            problems.append(f"central link health failed: {type(exc).__name__}")
     reader = getattr(daemon, "reader", None)
     if reader is not None:
         alive = getattr(reader, "alive", None)

@@ -163,6 +163,11 @@ class MqttSection:
                             doc="MQTT keepalive: pings are most of an idle locker's 4G "
                                 "traffic; the broker declares a silent locker offline "
                                 "after 1.5 x this")
+    command_session_s: int = _opt(86400, lo=0, hi=604800,
+                                  doc="how long the broker keeps the locker's session, and "
+                                      "the commands sent to it, while it is offline "
+                                      "(MQTT 5 session expiry; 0: none, commands sent "
+                                      "meanwhile are lost)")
     ca_file: str = _opt("")
     cert_file: str = _opt("")
     key_file: str = _opt("")

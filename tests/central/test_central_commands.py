@@ -254,3 +254,55 @@ def test_open_compartment_and_out_of_service_are_audited(central):
     body = command("expire_now", {}, clock=rig.clock)
     central.send("expire_now", body)
     assert central.response(body["request_id"])["status"] == "ok"
+
+
+@pytest.mark.parametrize("cut", ["stopped", "severed"])
+def test_commands_sent_while_the_locker_is_offline_are_answered_when_it_returns(
+        broker, rig, cut):
+    """MQTT 5 session expiry: the broker keeps the locker's subscription and
+    queues its QoS 1 commands while it is away (``mqtt.command_session_s``);
+    back, each is run or answered ``stale`` by its ``sent_at``."""
+    from tests.brokers import TcpProxy
+    sub = Subscriber(broker.port, [f"{ROOT}/responses"], validate=contract_validator,
+                     qos=1).start()
+    proxy = TcpProxy(broker.port)
+    link = rig.link(proxy.url)
+    wait_until(lambda: link.transport.subscribed, 10, "the link's subscriptions")
+    if cut == "stopped":
+        link.stop()
+    else:
+        proxy.open.clear()                        # it cannot come back meanwhile
+        proxy.sever()
+        wait_until(lambda: not link.connected, 10, "the link to notice")
+    central = Central(sub)
+    fresh = central.send("get_state", command("get_state", clock=rig.clock))
+    stale = central.send("get_state", command("get_state", sent_at=rig.clock.wall() - 301,
+                                              clock=rig.clock))
+    if cut == "stopped":
+        rig.link(broker.url)                      # the same locker, a new run
+    else:
+        proxy.open.set()                          # its backoff brings it back
+    assert central.response(fresh)["status"] == "ok"
+    assert central.response(stale)["code"] == "stale"
+    proxy.close()
+    sub.stop()
+    assert not sub.errors, sub.errors
+
+
+def test_without_a_session_commands_sent_while_offline_are_not_kept(broker, tmp_path):
+    rig = LockerRig(tmp_path / "locker", mqtt={"command_session_s": 0})
+    try:
+        sub = Subscriber(broker.port, [f"{ROOT}/responses"], qos=1).start()
+        link = rig.link(broker.url)
+        wait_until(lambda: link.transport.subscribed, 10, "the link's subscriptions")
+        link.stop()
+        central = Central(sub)
+        lost = central.send("get_state", command("get_state", clock=rig.clock))
+        again = rig.link(broker.url)
+        wait_until(lambda: again.transport.subscribed, 10, "the link's subscriptions")
+        after = central.send("get_state", command("get_state", clock=rig.clock))
+        central.response(after)
+        assert not [m for m in sub.messages if m.json().get("request_id") == lost]
+        sub.stop()
+    finally:
+        rig.close()

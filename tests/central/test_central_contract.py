@@ -150,9 +150,16 @@ def test_event_privacy_is_part_of_the_schema(contract):
 def test_home_assistant_configs_match_the_schema(contract):
     for topic, payload in homeassistant.discovery_messages(
             locker_id="test-1", name="Bibboksen", version="1", topics=T, compartments=[1, 2]):
-        contract.validate("HaDiscovery", json.loads(payload))
+        config = json.loads(payload)
+        contract.validate("HaDiscovery", config)
         assert re.match(r"^homeassistant/(binary_sensor|sensor)/bibbox_test-1/\w+/config$",
                         topic)
+        # Home Assistant 2025.10 deprecated object_id; from 2026.4 only the full
+        # entity id (domain.object id, a valid entity id: [a-z0-9_]) is honoured
+        component, leaf = topic.split("/")[1], topic.split("/")[3]
+        assert "object_id" not in config
+        assert config["default_entity_id"] == f"{component}.bibbox_test_1_{leaf}"
+        assert re.match(r"^[a-z_]+\.[a-z0-9_]+$", config["default_entity_id"])
 
 
 def test_parse_verdict():

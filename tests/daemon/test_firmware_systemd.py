@@ -175,6 +175,44 @@ def test_an_offline_reader_is_no_reason_to_restart(daemon):
     assert "reader OFFLINE" in systemd.status_line(daemon)
 
 
+def test_a_broker_that_is_down_is_reported_but_no_reason_to_restart(daemon):
+    from bibbox.daemon.bootstrap import build_central_link
+    from bibbox.daemon.cli_ops import problems
+    from tests.brokers import free_port
+    link = build_central_link(daemon.rig.cfg, controller=daemon.controller,
+                              store=daemon.rig.store, clock=daemon.rig.clock, version="1",
+                              boot_id="b", url=f"mqtt://127.0.0.1:{free_port()}")
+    link.reconnect_min_s, link.reconnect_max_s = 0.1, 0.2
+    daemon.link = link
+    link.start()
+    try:
+        deadline = time.monotonic() + 5
+        while link.health()["last_error"] is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        health = link.health()
+        assert health["loop_alive"] and not health["connected"]
+        assert health["unhealthy"] == [] and health["problems"][0].startswith("not connected")
+        assert systemd.check_health(daemon) == []                  # paho keeps retrying
+        assert "central disconnected" in systemd.status_line(daemon)
+        assert problems({"health": {"link": health}}) == ["central link disconnected"]
+    finally:
+        link.stop()
+
+
+def test_an_unhealthy_link_fails_the_watchdog_and_shows_in_bibbox_status(daemon):
+    from bibbox.daemon.cli_ops import problems
+
+    class DeadLink:
+        def health(self):
+            return {"connected": False, "unhealthy": ["the MQTT network loop has stopped"],
+                    "problems": ["the MQTT network loop has stopped"]}
+
+    daemon.link = DeadLink()
+    assert systemd.check_health(daemon) == ["the MQTT network loop has stopped"]
+    assert problems({"health": {"link": DeadLink().health()}}) == [
+        "central link disconnected", "the MQTT network loop has stopped"]
+
+
 def test_a_store_that_does_not_answer_is_unhealthy(daemon):
     daemon.reader = None
     daemon.rig.store.conn.close()

@@ -124,4 +124,5 @@ def test_the_toml_has_no_place_for_secrets():
     for cls in (config.SecretsSection, config.MqttSection):
         for f in config.dataclasses.fields(cls):
             assert f.name.endswith("_file") or f.name in (
-                "enabled", "url", "topic_root", "heartbeat_s", "keepalive_s", "home_assistant"), f.name
+                "enabled", "url", "topic_root", "heartbeat_s", "keepalive_s", "home_assistant",
+                "command_session_s"), f.name
