@@ -14,6 +14,8 @@ from bibbox.daemon.bootstrap import build_central_link
 from bibbox.locker.domain.model import EventType
 from tests.domain_helpers import Rig
 
+EVENTS_PER_UNIT = 1
+
 
 def main():
     state_dir, url, n = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -29,9 +31,10 @@ def main():
 
     def write(locker):
         with locker.store.unit() as unit:
-            unit.event(EventType.DOOR_CLOSED, {"compartment": 1})
+            for _ in range(EVENTS_PER_UNIT):
+                unit.event(EventType.DOOR_CLOSED, {"compartment": 1})
 
-    for k in range(n):
+    for k in range(0, n, EVENTS_PER_UNIT):
         rig.controller.call(write, timeout=10)
         if k % 50 == 0:
             print("emitted", k, flush=True)

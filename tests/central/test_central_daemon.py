@@ -12,6 +12,7 @@ from tests.brokers import Subscriber, broker, broker_factory  # noqa: F401
 from tests.central_helpers import contract_validator, wait_until
 
 ROOT = "bibbox/test-1"
+WRITES = 200_000      # far more than are written before the kill: it comes mid-burst
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -36,16 +37,20 @@ def last_seq(db):
 def test_daemon_killed_mid_burst_loses_nothing(broker, tmp_path):
     sub = Subscriber(broker.port, [f"{ROOT}/events", f"{ROOT}/availability"],
                      validate=contract_validator, qos=1).start()
-    first = daemon(tmp_path, broker.url, 3000, "boot-1")
+    first = daemon(tmp_path, broker.url, WRITES, "boot-1")
     try:
         sub.wait_for(lambda ms: sum(m.topic.endswith("events") for m in ms) >= 300, 30,
                      what="the burst to be under way")
+        # the writer is mid-burst (it never finishes); kill while rows wait
+        # for their PUBACK or their delete, so the restart has something to resend
+        wait_until(lambda: last_seq(tmp_path / "bibbox.db")[1] > 0, 10,
+                   "unacknowledged events in the outbox")
         first.kill()                                  # SIGKILL, events in flight
         first.wait(5)
         will = sub.last(f"{ROOT}/availability", where=lambda m: m.json()["state"] == "offline")
         assert will.json() == {**will.json(), "reason": "connection_lost", "boot_id": "boot-1"}
         total, left = last_seq(tmp_path / "bibbox.db")
-        assert 300 <= total < 3000 and left > 0, (total, left)
+        assert 300 <= total < WRITES, (total, left)
         second = daemon(tmp_path, broker.url, 0, "boot-2")
         try:
             sub.last(f"{ROOT}/availability", where=lambda m: m.json().get("boot_id") == "boot-2"
