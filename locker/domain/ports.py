@@ -46,6 +46,13 @@ class Verifier(Protocol):
                *, card: CardNumber | None) -> None: ...
 
 
+class Sealer(Protocol):
+    """Seals a card number for the loan queue: only the loan worker, which
+    holds the private key (outside the database), can open it again."""
+
+    def seal(self, card: CardNumber) -> bytes: ...
+
+
 class Hasher(Protocol):
     """Keyed hashes: the only form a card number, PIN or code is kept in."""
 
@@ -79,6 +86,11 @@ class Unit(Protocol):
 
     def set_meta(self, key: str, value: Any) -> None: ...
 
+    def queue_loan(self, kind: str, hold_id: str, item: str, *, patron_hash: str | None = None,
+                   sealed: bytes | None = None, offline: bool = False) -> None: ...
+
+    def settle_loan(self, loan_id: int) -> None: ...
+
     def event(self, type_: str, data: dict) -> tuple[int, str]: ...
 
     def audit(self, actor: str, action: str, *, compartment: int | None = None,
@@ -111,6 +123,8 @@ class Store(Protocol):
     def meta(self, key: str, default: str | None = None) -> str | None: ...
 
     def outbox_depth(self) -> int: ...
+
+    def loans_waiting(self) -> int: ...
 
 
 Post = Callable[[Message], None]
