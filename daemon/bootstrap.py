@@ -206,6 +206,7 @@ class Daemon:
         self.ready = threading.Event()   # set when start() has finished
         self.hardware = None
         self.sealer = self.loan_worker = None     # a library system's circulation
+        self.library_loading = None               # ... and loading by item
         try:
             self._build_hardware()
             self.link = self._build_link()
@@ -278,6 +279,11 @@ class Daemon:
             verifier, self.sealer, self.loan_worker = library_circulation(
                 self.cfg, store=self.store, post=self.controller.post)
             self.store.on_commit.append(self.loan_worker.wake)
+            from bibbox.daemon.cli_library import library_client
+            from bibbox.library.catalogue import LibraryCatalogue
+            from bibbox.locker.app.library_loading import LibraryLoading
+            self.library_loading = LibraryLoading(
+                self.controller, LibraryCatalogue(library_client(self.cfg)))
             return verifier
         return LocalVerifier(self.store, self.hasher, self.clock,
                              timezone=self.cfg.locker.timezone)
@@ -365,6 +371,7 @@ class Daemon:
             if app is None:
                 continue
             app.extensions["bibbox"]["daemon"] = self
+            app.extensions["bibbox"]["library_loading"] = self.library_loading
             staff_served = "staff" in app.blueprints
             server = WebServer(app, host, port,
                                proxy=proxy_settings(cfg.web) if staff_served else None)

@@ -128,6 +128,18 @@ class EventType(str, Enum):
 
 
 @dataclass(frozen=True)
+class ItemForLoading:
+    """What the library system says of an item staff scan at loading:
+    ``patron`` is the hold's patron's card (to be hashed at once, never
+    kept) or None when the library system does not say."""
+    barcode: str
+    title: str = ""
+    on_hold: bool = False
+    pickup_date: str = ""
+    patron: object = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class LoanTicket:
     """Who borrows what a patron collects: their card sealed for the loan
     worker (never the card itself), and whether the library system could

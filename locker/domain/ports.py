@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from bibbox.locker.domain.identity import CardNumber, Pin
 from bibbox.locker.domain.messages import Message
-from bibbox.locker.domain.model import Compartment, Hold, Opening
+from bibbox.locker.domain.model import Compartment, Hold, ItemForLoading, Opening
 from bibbox.locker.domain.patrons import Verdict
 
 
@@ -51,6 +51,14 @@ class Sealer(Protocol):
     holds the private key (outside the database), can open it again."""
 
     def seal(self, card: CardNumber) -> bytes: ...
+
+
+class Catalogue(Protocol):
+    """The library system at loading: item information (17) and the
+    check-in at the locker's location (09) that marks the hold as waiting
+    here.  Blocks: never called on the controller thread."""
+
+    def receive(self, barcode: str) -> "ItemForLoading": ...
 
 
 class Hasher(Protocol):

@@ -264,6 +264,10 @@ class FbsServer:
         else:
             reply = handler(message, None)
         frame = pysip2.encode_message(reply, encoding="utf-8").decode("utf-8").rstrip("\r")
+        if isinstance(message, pysip2.CheckinRequest):   # FBS names the hold's patron
+            held_for = self.library.data["items"].get(message.item_identifier, {})
+            if "hold_patron" in held_for:
+                frame += f"CY{self.library.out_id(held_for['hold_patron'])}|"
         escaped = frame.replace("&", "&amp;").replace("<", "&lt;")
         return 200, f'<ns2:sip xmlns:ns2="{NS}"><response>{escaped}</response></ns2:sip>'
 
