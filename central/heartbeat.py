@@ -51,6 +51,7 @@ class Heartbeat:
                 "outbox_depth": self.outbox_depth(),
                 "inflight": self.inflight(),
                 "reader_online": snap.get("reader_online"),
+                "library_online": snap.get("library_online"),
                 "sensor_faults": faults,
                 "controller_idle_s": (None if healthy_at is None
                                       else round(time.monotonic() - healthy_at, 1)),

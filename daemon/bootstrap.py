@@ -205,6 +205,8 @@ class Daemon:
         self.serve_web = serve_web
         self.ready = threading.Event()   # set when start() has finished
         self.hardware = None
+        self.sealer = self.loan_worker = None     # a library system's circulation
+        self.library_loading = None               # ... and loading by item
         try:
             self._build_hardware()
             self.link = self._build_link()
@@ -212,7 +214,8 @@ class Daemon:
             self.locker = Locker(cfg, clock=self.clock, store=self.store, hasher=self.hasher,
                                  verifier=self.verifier, relays=self.relays,
                                  post=self.controller.post,
-                                 publish=self.controller.board.publish)
+                                 publish=self.controller.board.publish,
+                                 sealer=self.sealer)
         except BaseException:
             self._abandon()   # a broken MQTT secret, say: every relay off again
             raise
@@ -272,8 +275,16 @@ class Daemon:
                 self.link.route_verdicts(verifier.on_verdict, closed=verifier.close)
             return verifier
         if kind in ("sip2", "fbs"):
-            from bibbox.daemon.cli_library import library_verifier
-            return library_verifier(self.cfg)
+            from bibbox.daemon.cli_library import library_circulation
+            verifier, self.sealer, self.loan_worker = library_circulation(
+                self.cfg, store=self.store, post=self.controller.post)
+            self.store.on_commit.append(self.loan_worker.wake)
+            from bibbox.daemon.cli_library import library_client
+            from bibbox.library.catalogue import LibraryCatalogue
+            from bibbox.locker.app.library_loading import LibraryLoading
+            self.library_loading = LibraryLoading(
+                self.controller, LibraryCatalogue(library_client(self.cfg)))
+            return verifier
         return LocalVerifier(self.store, self.hasher, self.clock,
                              timezone=self.cfg.locker.timezone)
 
@@ -320,6 +331,8 @@ class Daemon:
         self.keypad = self._build_keypad()
         if self.link is not None:
             self.link.start()
+        if self.loan_worker is not None:
+            self.loan_worker.start()
         if self.serve_web:
             self._start_web()
         self.ready.set()
@@ -358,6 +371,7 @@ class Daemon:
             if app is None:
                 continue
             app.extensions["bibbox"]["daemon"] = self
+            app.extensions["bibbox"]["library_loading"] = self.library_loading
             staff_served = "staff" in app.blueprints
             server = WebServer(app, host, port,
                                proxy=proxy_settings(cfg.web) if staff_served else None)
@@ -390,6 +404,9 @@ class Daemon:
             self.keypad.stop()
         if self.link:
             self.link.stop()
+        if self.loan_worker is not None:
+            self.loan_worker.stop()
+            self.verifier.close()        # the library verifier's worker and connection
         self.controller.stop()
         self.hardware.close()                   # every relay off, then the pins released
         self.store.close()
@@ -404,4 +421,6 @@ class Daemon:
         beat = self.controller.healthy_at
         return {"controller": beat is not None and time.monotonic() - beat < 90,
                 "reader": self.reader.online if self.reader else None,
-                "link": self.link.health() if self.link else None}
+                "link": self.link.health() if self.link else None,
+                "library": None if self.loan_worker is None else
+                self.loan_worker.reachability.online is not False}

@@ -60,9 +60,27 @@ def library_client(cfg, env=os.environ):
                          location=lib.location, fbs=cfg.verifier.kind == "fbs")
 
 
-def library_verifier(cfg, env=os.environ):
+def library_verifier(cfg, env=os.environ, reachability=None):
     from bibbox.library.verifier import LibraryVerifier
-    return LibraryVerifier(library_client(cfg, env), fee_limit_default=cfg.library.fee_limit)
+    return LibraryVerifier(library_client(cfg, env), fee_limit_default=cfg.library.fee_limit,
+                           reachability=reachability)
+
+
+def library_circulation(cfg, *, store, post, env=os.environ):
+    """``(verifier, sealer, loan worker)`` for a library system: the verifier
+    and the worker each on a connection of their own, telling one
+    Reachability; the worker holds the loan key (from the secrets, never the
+    database), the sealer only its public half.  The worker is not started."""
+    from bibbox.daemon.secrets import load_or_create_loan_key
+    from bibbox.library.loans import LoanWorker, Reachability
+    from bibbox.library.sealing import CardUnsealer, private_key
+    reachability = Reachability(post)
+    verifier = library_verifier(cfg, env, reachability)
+    unsealer = CardUnsealer(private_key(load_or_create_loan_key(cfg, env)))
+    worker = LoanWorker(store.loan_queue(), library_client(cfg, env), unsealer, post,
+                        max_wait_s=cfg.library.loan_max_wait_h * 3600,
+                        reachability=reachability)
+    return verifier, unsealer.sealer, worker
 
 
 def add_library_commands(sub):

@@ -124,3 +124,36 @@ def read_mqtt_credentials(path: str) -> tuple[str, str]:
         logging.getLogger("bibbox.mqtt").warning(
             "mqtt.credentials_file %s is readable by others; chmod 600 it", path)
     return user, password
+
+
+LOAN_KEY_FILE = "loan-key"
+
+
+def loan_key_path(cfg, env=os.environ) -> str:
+    """Where the loan key is (ADR 9): ``BIBBOX_LOAN_KEY_FILE``, systemd's
+    ``$CREDENTIALS_DIRECTORY/loan-key`` when present, ``library.loan_key_file``,
+    else ``<state_dir>/loan-key``.  Never in the database."""
+    credential = (os.path.join(env["CREDENTIALS_DIRECTORY"], LOAN_KEY_FILE)
+                  if env.get("CREDENTIALS_DIRECTORY") else None)
+    for path in (env.get("BIBBOX_LOAN_KEY_FILE"),
+                 credential if credential and os.path.exists(credential) else None,
+                 cfg.library.loan_key_file or None):
+        if path:
+            return path
+    return os.path.join(cfg.locker.state_dir, LOAN_KEY_FILE)
+
+
+def load_or_create_loan_key(cfg, env=os.environ) -> bytes:
+    """The private key that opens queued loans' sealed identities: 32 random
+    bytes (hex), created 0600 on first use like the site key, refused when
+    group or others may read it."""
+    path = loan_key_path(cfg, env)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_secrets.token_hex(32) + "\n")
+    return read_secret_file(path, "loan key")

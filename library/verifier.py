@@ -73,8 +73,9 @@ class LibraryVerifier:
     """See the module docstring.  ``client`` is a
     :class:`~bibbox.library.client.LibraryClient`."""
 
-    def __init__(self, client, *, fee_limit_default=DEFAULT_FEE_LIMIT):
+    def __init__(self, client, *, fee_limit_default=DEFAULT_FEE_LIMIT, reachability=None):
         self.client = client
+        self.reachability = reachability     # told whether the library system answered
         self.fee_limit_default = Decimal(str(fee_limit_default))
         self._queue: queue.Queue = queue.Queue()
         self._thread = None
@@ -116,6 +117,12 @@ class LibraryVerifier:
 
     def check(self, card, pin) -> Verdict:
         """Ask the library system now (blocking) and map its answer."""
+        verdict = self._check(card, pin)
+        if self.reachability is not None:
+            self.reachability.seen(verdict.reason != "offline")
+        return verdict
+
+    def _check(self, card, pin) -> Verdict:
         try:
             reply = self.client.patron_information(card, pin)
         except LibraryUnavailable:

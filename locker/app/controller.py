@@ -38,6 +38,8 @@ HANDLERS: dict[type, Callable[[Locker, msg.Message], None]] = {
     msg.RelayReleased: Locker.relay_released,
     msg.ReaderOnline: Locker.reader_online_changed,
     msg.ReaderGarbled: Locker.reader_garbled,
+    msg.LoanSettled: Locker.loan_settled,
+    msg.LibraryOnline: Locker.library_online_changed,
     msg.Wake: Locker.wake,
 }
 

@@ -151,6 +151,11 @@ class LibrarySection:
     retries: int = _opt(2, lo=0, hi=5)
     fee_limit: float = _opt(200.0, lo=0.0, hi=1e6, doc="kr; used when the library "
                                                        "system sends no CC")
+    loan_key_file: str = _opt("", doc="the key that seals queued loans' identities "
+                                      "(default <state_dir>/loan-key, made 0600); or env "
+                                      "BIBBOX_LOAN_KEY_FILE, or systemd credential 'loan-key'")
+    loan_max_wait_h: float = _opt(72.0, lo=0.1, hi=24 * 30, doc="a loan the library "
+                                  "system has not taken by then is dropped (alarm)")
 
 
 @dataclass(frozen=True)

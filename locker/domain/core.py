@@ -31,8 +31,9 @@ from bibbox.locker.domain.doors import DoorTrack, Doors
 from bibbox.locker.domain.errors import StoreError
 from bibbox.locker.domain.holds import Holds
 from bibbox.locker.domain.identity import pseudonym
-from bibbox.locker.domain.model import AlarmKind, Compartment, DoorState, OpenPurpose
-from bibbox.locker.domain.ports import Clock, Hasher, Post, Publish, Relays, Store, Verifier
+from bibbox.locker.domain.model import AlarmKind, Compartment, DoorState, EventType, OpenPurpose
+from bibbox.locker.domain.ports import (Clock, Hasher, Post, Publish, Relays, Sealer, Store,
+                                        Verifier)
 from bibbox.locker.domain.sessions import Sessions
 from bibbox.locker.domain import views
 
@@ -48,19 +49,22 @@ class Locker:
     def __init__(self, cfg, *, clock: Clock, store: Store, hasher: Hasher,
                  verifier: Verifier, relays: Relays,
                  post: Post = lambda message: None,
-                 publish: Publish = lambda kind, value: None):
+                 publish: Publish = lambda kind, value: None,
+                 sealer: Sealer | None = None):
         self.cfg, self.store, self.hasher = cfg, store, hasher
         self.clock = clock if isinstance(clock, GuardedClock) else GuardedClock(clock)
         self.verifier, self.relays, self.post, self.publish = verifier, relays, post, publish
         self.timing = cfg.timing
         self.compartments: dict[int, Compartment] = {}
-        self._sessions = Sessions(cfg, self.clock, store, hasher, self._dirty)
+        self._sessions = Sessions(cfg, self.clock, store, hasher, self._dirty, sealer)
         self._doors = Doors(self.clock, store, relays, cfg.timing)
         self._alarms = Alarms(store, self._dirty)
         self._holds = Holds(cfg, self.clock, store, self._dirty)
         self._commands = Commands(store, self.compartments, self._holds, self._doors,
                                   self._alarms, self._dirty)
         self.reader_online: bool | None = None
+        self.library_online: bool | None = None     # None: no library system, or not asked yet
+        self._loan_tickets = {}     # session id -> LoanTicket, while its doors are open
         self.next_expiry_check = 0.0
         self.kiosk_version = self.state_version = 0
         self._kiosk_dirty = self._state_dirty = True
@@ -206,6 +210,44 @@ class Locker:
             self._holds.expire_due()
             self._remember_wall()
 
+    # -- the library system ------------------------------------------------------------
+    def loan_settled(self, message: msg.LoanSettled):
+        """The loan worker is done with a queued loan or check-in: the row
+        goes (and with it the sealed identity) and its event is written, one
+        unit; a refusal or a loan that waited too long raises the staff alarm;
+        a due date reaches the receipt on the screen."""
+        m = message
+        data = {"hold_id": m.hold_id, "item": m.item, "kind": m.kind}
+        alarm = None
+        with self.store.unit() as unit:
+            unit.settle_loan(m.loan_id)
+            if m.outcome == "made":
+                unit.event(EventType.LOAN_MADE, {**data, "due": m.due})
+            elif m.outcome == "checked_in":
+                unit.event(EventType.ITEM_CHECKED_IN, data)
+            else:
+                unit.event(EventType.LOAN_FAILED, {**data, "reason": m.outcome,
+                                                   **({"message": m.reason} if m.reason else {})})
+                unit.audit("library", "loan_failed", reason=m.outcome,
+                           detail=f"{m.kind} of {m.item} (hold {m.hold_id})")
+                alarm = self._alarms.write_raise(unit, AlarmKind.LOAN_FAILED, None)
+        self._alarms.raised(alarm)
+        if m.outcome == "made":
+            self._sessions.loan_made(m.item, m.due)
+
+    def library_online_changed(self, message: msg.LibraryOnline):
+        """The library system became reachable or not: an event, the kiosk
+        and the state say so."""
+        if message.online == self.library_online:
+            return
+        first, self.library_online = self.library_online is None, message.online
+        if not (first and message.online):
+            with self.store.unit() as unit:
+                unit.event(EventType.LIBRARY_STATUS, {"online": message.online})
+            log.warning("the library system is %s", "reachable again" if message.online
+                        else "unreachable")
+        self._dirty(state=True, kiosk=True)
+
     def wake(self, message: msg.Wake):
         """Nothing to do but look at the clock again (see Controller.wake)."""
 
@@ -250,6 +292,9 @@ class Locker:
         patron = pseudonym(pickup.patron_hash)
         self._doors.open(to_open, OpenPurpose.PICKUP, session=pickup.session_id,
                          actor=patron, reason="patron pickup", patron=patron)
+        ticket = self._sessions.loan_ticket(pickup.session_id)
+        if ticket is not None:
+            self._loan_tickets[pickup.session_id] = ticket
         self._sessions.pickup_started()
 
     # -- the hardware ---------------------------------------------------------------------
@@ -317,17 +362,23 @@ class Locker:
         opening ends, a loaded hold is ready, a patron's holds are
         collected -- one unit."""
         opening = self.openings[number]
-        verdict, collected = None, []
+        verdict, collected, ticket = None, [], None
         if opening.purpose is OpenPurpose.PICKUP:
             verdict = self._sessions.verdict_of(opening.session)
             collected = self._holds.collectable(number, opening.actor, verdict)
-        loaded = None
+            ticket = self._loan_tickets.get(opening.session)
+        loaded = alarm = None
         with self.store.unit() as unit:
             self._doors.write_completed(unit, opening)
             if opening.purpose is OpenPurpose.LOADING:
                 loaded = self._holds.write_loaded(unit, opening)
-            self._holds.write_collected(unit, collected, opening, verdict, closed_while_down)
+            if self._holds.write_collected(unit, collected, opening, verdict,
+                                           closed_while_down, ticket):
+                alarm = self._alarms.write_raise(unit, AlarmKind.LOAN_FAILED, None)
         del self.openings[number]
+        self._alarms.raised(alarm)
+        if not any(o.session == opening.session for o in self.openings.values()):
+            self._loan_tickets.pop(opening.session, None)
         if loaded is not None:
             self._holds.put(loaded)
             log.info("hold %s ready in compartment %d", loaded.id, number)
@@ -423,7 +474,8 @@ class Locker:
         return views.kiosk_view(version=self.kiosk_version, session=self.session,
                                 notice=self._sessions.notice,
                                 reader_online=self.reader_online,
-                                locker_name=self.cfg.locker.name, now=self.clock.monotonic())
+                                locker_name=self.cfg.locker.name, now=self.clock.monotonic(),
+                                library_online=self.library_online)
 
     def compartment_state(self, number, holds=None):
         """free, loading, ready, opening, expired or out_of_service.
@@ -439,4 +491,5 @@ class Locker:
                                 compartments=self.compartments, holds=self.holds,
                                 openings=self.openings, tracks=self.doors,
                                 alarms=self.alarms, reader_online=self.reader_online,
-                                default_track=DoorTrack(), tz=self._holds.tz)
+                                default_track=DoorTrack(), tz=self._holds.tz,
+                                library_online=self.library_online)

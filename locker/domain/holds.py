@@ -23,6 +23,8 @@ from bibbox.locker.domain.identity import pseudonym
 from bibbox.locker.domain.model import EventType, HoldState, Item, OpenPurpose
 
 log = logging.getLogger("bibbox.locker")
+LIBRARY_VERIFIERS = ("sip2", "fbs")
+LOAN_CHECKOUT, LOAN_CHECKIN = "checkout", "checkin"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Holds:
 
     def __init__(self, cfg, clock, store, dirty):
         self.cfg, self.clock, self.store, self.dirty = cfg, clock, store, dirty
+        # the library system lends on collection and takes back on unloading
+        self.circulation = cfg.verifier.kind in LIBRARY_VERIFIERS
         self.tz = zone(cfg.locker.timezone)
         self.holds = {}
 
@@ -269,20 +273,42 @@ class Holds:
                 if hold.compartment == number and hold.state is HoldState.READY and
                 pseudonym(hold.patron_hash) == actor]
 
-    @staticmethod
-    def write_collected(unit, collected, opening, verdict, closed_while_down):
+    def write_collected(self, unit, collected, opening, verdict, closed_while_down,
+                        ticket=None):
+        """The collected holds, their events and, when the library system
+        lends (``circulation``), one queued loan per item, sealed to the
+        patron by ``ticket`` (a :class:`LoanTicket`).  Without a ticket (the
+        daemon restarted while the door was open) the loan cannot be made:
+        a ``loan.failed`` event per item says so, and the caller raises the
+        staff alarm (returns True then)."""
+        lost = False
         for hold in collected:
             unit.put_hold(hold)
+            loans = "none"
+            if self.circulation:
+                loans = "queued" if ticket is not None else "failed"
+                for item in hold.items:
+                    if ticket is not None:
+                        unit.queue_loan(LOAN_CHECKOUT, hold.id, item.barcode,
+                                        patron_hash=hold.patron_hash, sealed=ticket.sealed,
+                                        offline=ticket.offline)
+                    else:
+                        lost = True
+                        unit.event(EventType.LOAN_FAILED, {
+                            "hold_id": hold.id, "item": item.barcode, "kind": LOAN_CHECKOUT,
+                            "reason": "no_identity"})
             unit.event(EventType.HOLD_COLLECTED, {
                 "hold_id": hold.id, "compartment": opening.compartment,
                 "patron_hash": hold.patron_hash,
                 "items": [i.as_dict() for i in hold.items],
                 "verified_by": "pickup_code" if verdict and
                 verdict.reason == "pickup_code" else "pin",
+                "loans": loans,
                 "closed_while_offline": closed_while_down})
             unit.audit(opening.actor, "collected", compartment=opening.compartment,
                        patron=opening.actor, reason="patron pickup",
                        detail=f"hold {hold.id}")
+        return lost
 
     def collected(self, holds):
         for hold in holds:
@@ -302,6 +328,9 @@ class Holds:
                 unit.audit(actor, "removed", compartment=number,
                            patron=pseudonym(hold.patron_hash), reason=reason,
                            detail=f"hold {hold.id} ({hold.state.value})")
+                if self.circulation and hold.state in (HoldState.EXPIRED, HoldState.CANCELLED):
+                    for item in hold.items:   # back to the shelf or the next reservation
+                        unit.queue_loan(LOAN_CHECKIN, hold.id, item.barcode)
         for hold in holds:
             del self.holds[hold.id]
         self.dirty(state=True)

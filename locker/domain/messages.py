@@ -88,10 +88,31 @@ class ReaderGarbled:
 
 
 @dataclass(frozen=True)
+class LoanSettled:
+    """The loan worker is done with the queued loan or check-in ``loan_id``:
+    ``outcome`` ``made`` (lent, ``due`` the ISO due date or None),
+    ``checked_in``, ``refused`` (the library system said no: ``reason`` is
+    its sanitised screen message) or ``expired`` (waited past the bound)."""
+    loan_id: int
+    kind: str
+    hold_id: str
+    item: str
+    outcome: str
+    due: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LibraryOnline:
+    """The library system became reachable (True) or unreachable (False)."""
+    online: bool
+
+
+@dataclass(frozen=True)
 class Wake:
     """Nothing to do but look at the clock again (a test moved a fake clock)."""
 
 
 Message = (CardRead | PinEntered | KeypadDigits | KioskAction | PickupCodeEntered |
            VerdictReceived | DoorChanged | RelayFired | RelayReleased | ReaderOnline |
-           ReaderGarbled | Wake)
+           ReaderGarbled | LoanSettled | LibraryOnline | Wake)

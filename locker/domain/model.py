@@ -41,6 +41,7 @@ class AlarmKind(str, Enum):
     SENSOR_FLAPPING = "sensor_flapping"
     READER_OFFLINE = "reader_offline"
     STORAGE_ERROR = "storage_error"
+    LOAN_FAILED = "loan_failed"          # a loan or check-in the library system refused
 
 
 class OpenPurpose(str, Enum):
@@ -120,6 +121,32 @@ class EventType(str, Enum):
     PICKUP_DENIED = "pickup.denied"
     COMPARTMENT_SERVICE = "compartment.service"
     MANUAL_OPEN = "door.manual_open"     # staff or central opened a door by hand
+    LOAN_MADE = "loan.made"              # the library system lent a collected item
+    LOAN_FAILED = "loan.failed"          # refused, or waited past the bound, or no identity
+    ITEM_CHECKED_IN = "item.checked_in"  # loaded or unloaded item checked in
+    LIBRARY_STATUS = "library.status"    # the library system reachable or not
+
+
+@dataclass(frozen=True)
+class ItemForLoading:
+    """What the library system says of an item staff scan at loading:
+    ``patron`` is the hold's patron's card (to be hashed at once, never
+    kept) or None when the library system does not say."""
+    barcode: str
+    title: str = ""
+    on_hold: bool = False
+    pickup_date: str = ""
+    patron: object = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class LoanTicket:
+    """Who borrows what a patron collects: their card sealed for the loan
+    worker (never the card itself), and whether the library system could
+    not be reached at the verdict (the loan then goes with SIP2's no-block
+    flag)."""
+    sealed: bytes = field(repr=False)
+    offline: bool = False
 
 
 @dataclass(frozen=True)

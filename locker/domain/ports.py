@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from bibbox.locker.domain.identity import CardNumber, Pin
 from bibbox.locker.domain.messages import Message
-from bibbox.locker.domain.model import Compartment, Hold, Opening
+from bibbox.locker.domain.model import Compartment, Hold, ItemForLoading, Opening
 from bibbox.locker.domain.patrons import Verdict
 
 
@@ -44,6 +44,21 @@ class Verifier(Protocol):
 
     def verify(self, patron_hash: str, pin: Pin, done: Callable[[Verdict], None],
                *, card: CardNumber | None) -> None: ...
+
+
+class Sealer(Protocol):
+    """Seals a card number for the loan queue: only the loan worker, which
+    holds the private key (outside the database), can open it again."""
+
+    def seal(self, card: CardNumber) -> bytes: ...
+
+
+class Catalogue(Protocol):
+    """The library system at loading: item information (17) and the
+    check-in at the locker's location (09) that marks the hold as waiting
+    here.  Blocks: never called on the controller thread."""
+
+    def receive(self, barcode: str) -> "ItemForLoading": ...
 
 
 class Hasher(Protocol):
@@ -79,6 +94,11 @@ class Unit(Protocol):
 
     def set_meta(self, key: str, value: Any) -> None: ...
 
+    def queue_loan(self, kind: str, hold_id: str, item: str, *, patron_hash: str | None = None,
+                   sealed: bytes | None = None, offline: bool = False) -> None: ...
+
+    def settle_loan(self, loan_id: int) -> None: ...
+
     def event(self, type_: str, data: dict) -> tuple[int, str]: ...
 
     def audit(self, actor: str, action: str, *, compartment: int | None = None,
@@ -111,6 +131,8 @@ class Store(Protocol):
     def meta(self, key: str, default: str | None = None) -> str | None: ...
 
     def outbox_depth(self) -> int: ...
+
+    def loans_waiting(self) -> int: ...
 
 
 Post = Callable[[Message], None]

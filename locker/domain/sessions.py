@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bibbox.locker.domain import patrons
 from bibbox.locker.domain.errors import CardFormatError, CommandError
 from bibbox.locker.domain.identity import CardNumber, Pin, constant_time_equal
-from bibbox.locker.domain.model import EventType, Item
+from bibbox.locker.domain.model import EventType, Item, LoanTicket
 
 log = logging.getLogger("bibbox.locker")
 
@@ -45,6 +45,9 @@ class PatronSession:
     # The card itself, in memory only until the verifier has answered: a
     # library-system verifier names the patron by card number.
     card: CardNumber | None = field(default=None, repr=False)
+    # The card sealed for the loans of what this patron collects (library
+    # systems only); made from ``card`` before the card is let go.
+    loan: LoanTicket | None = field(default=None, repr=False)
 
     def receipt_items(self):
         """The items the patron is getting: none from a door that jammed."""
@@ -78,8 +81,9 @@ class Sessions:
     """The patron session.  ``dirty(kiosk=..., state=...)`` is told which
     snapshots a change made stale."""
 
-    def __init__(self, cfg, clock, store, hasher, dirty):
+    def __init__(self, cfg, clock, store, hasher, dirty, sealer=None):
         self.cfg, self.timing = cfg, cfg.timing
+        self.sealer = sealer              # the Sealer port, when loans are made
         self.clock, self.store, self.hasher, self.dirty = clock, store, hasher, dirty
         self.session: PatronSession | None = None
         self.notice = ""                  # a transient kiosk notice code
@@ -161,6 +165,7 @@ class Sessions:
         if s is None or s.id != session_id or s.screen != SCREEN_VERIFYING:
             return None  # the session timed out or was cancelled meanwhile
         if verdict.outcome != patrons.WRONG_PIN:
+            self._seal_for_loans(s, verdict)
             s.card = None  # no further PIN is checked in this session
         if verdict.outcome == patrons.ACCEPTED:
             count, blocked_until = self.store.pin_failures(s.patron_hash)
@@ -187,6 +192,30 @@ class Sessions:
                                                                  "service_unavailable")
         self.deny(code, reason=verdict.reason if code == "patron_blocked" else "")
         return None
+
+    def _seal_for_loans(self, s, verdict):
+        """Before the card is let go: seal it for the loans, when the patron
+        may collect (accepted, or the library system unreachable and the
+        pickup code may follow: the loan then waits with no-block)."""
+        if self.sealer is None or s.card is None or \
+                verdict.outcome not in (patrons.ACCEPTED, patrons.UNAVAILABLE):
+            return
+        s.loan = LoanTicket(self.sealer.seal(s.card),
+                            offline=verdict.outcome == patrons.UNAVAILABLE)
+
+    def loan_ticket(self, session_id):
+        """The sealed loan identity of the session ``session_id`` (or None)."""
+        s = self.session
+        return s.loan if s and s.id == session_id else None
+
+    def loan_made(self, item, due):
+        """The library system lent ``item`` until ``due``: the receipt shows it."""
+        s = self.session
+        if s is None or s.verdict is None or not due or \
+                item not in {i.barcode for i in s.items}:
+            return
+        s.verdict = replace(s.verdict, due={**(s.verdict.due or {}), item: due})
+        self.dirty(kiosk=True)
 
     def pickup_code(self, text, ready_for):
         """Offline policy ``pickup-code``: the patron typed the code from

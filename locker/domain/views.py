@@ -15,10 +15,13 @@ from bibbox.locker.domain.sessions import SCREEN_IDLE
 UNLOAD_KINDS = (AlarmKind.DOOR_JAMMED.value, AlarmKind.DOOR_FORCED.value, "out_of_service")
 
 
-def kiosk_view(*, version, session, notice, reader_online, locker_name, now):
-    """What the kiosk shows."""
+def kiosk_view(*, version, session, notice, reader_online, locker_name, now,
+               library_online=None):
+    """What the kiosk shows.  ``library_online`` False: the library system
+    cannot be reached (the kiosk says so)."""
     view = {"version": version, "screen": SCREEN_IDLE, "notice": notice,
-            "reader_online": reader_online is not False, "locker_name": locker_name}
+            "reader_online": reader_online is not False, "locker_name": locker_name,
+            "library_online": library_online is not False}
     s = session
     if s is not None:
         view.update({
@@ -48,7 +51,7 @@ def compartment_state(comp, opening, holds):
 
 
 def state_view(*, version, locker_id, compartments, holds, openings, tracks, alarms,
-               reader_online, default_track, tz):
+               reader_online, default_track, tz, library_online=None):
     """The locker as staff and central see it; no patron data."""
     inside = collections.defaultdict(list)     # one pass, not one per compartment
     for h in holds.values():
@@ -75,7 +78,7 @@ def state_view(*, version, locker_id, compartments, holds, openings, tracks, ala
     return {"version": version, "locker_id": locker_id, "compartments": comps,
             "alarms": [{"alarm": a.kind.value, "compartment": a.compartment}
                        for a in sorted(alarms.values(), key=lambda a: a.key)],
-            "reader_online": reader_online}
+            "reader_online": reader_online, "library_online": library_online}
 
 
 def unload_list(*, compartments, holds, alarms):

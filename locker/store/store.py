@@ -98,6 +98,23 @@ MIGRATIONS = [
     CREATE INDEX audit_action ON audit (action, id);
     CREATE INDEX audit_actor ON audit (actor, id);
     """,
+    # 3: the library system's circulation queue: loans on collection and
+    # check-ins on unloading, sent in order by the loan worker.  ``sealed``
+    # is the patron's card in a sealed box (never the card in the clear),
+    # deleted with its row when the library system has acknowledged.
+    """
+    CREATE TABLE loans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        hold_id TEXT NOT NULL,
+        item TEXT NOT NULL,
+        patron_hash TEXT,
+        sealed BLOB,
+        offline INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -165,6 +182,19 @@ class Unit:
 
     def set_meta(self, key, value):
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, str(value)))
+
+    # -- the circulation queue (read by bibbox.locker.store.loans) ----------
+    def queue_loan(self, kind, hold_id, item, *, patron_hash=None, sealed=None,
+                   offline=False):
+        self.conn.execute(
+            "INSERT INTO loans (kind, hold_id, item, patron_hash, sealed, offline, "
+            "created_at) VALUES (?,?,?,?,?,?,?)",
+            (kind, hold_id, item, patron_hash, sealed, int(bool(offline)), self.now))
+
+    def settle_loan(self, loan_id):
+        """The loan is done with (acknowledged, refused or dropped): the row
+        and its sealed identity go."""
+        self.conn.execute("DELETE FROM loans WHERE id=?", (loan_id,))
 
     # -- records -----------------------------------------------------------
     def event(self, type_, data):
@@ -332,6 +362,16 @@ class Store:
     def outbox_batch(self, after_seq=0, limit=100, conn=None):
         """Up to ``limit`` outbox rows after ``after_seq``, oldest first."""
         return outbox.batch(conn or self.conn, after_seq, limit)
+
+    def loans_waiting(self):
+        """How many loans and check-ins wait for the library system."""
+        return self.conn.execute("SELECT count(*) FROM loans").fetchone()[0]
+
+    def loan_queue(self):
+        """The circulation queue on a connection of its own, for the loan
+        worker's thread (:class:`bibbox.locker.store.loans.LoanQueue`)."""
+        from bibbox.locker.store.loans import LoanQueue
+        return LoanQueue(self.reader())
 
     def outbox_reader(self) -> outbox.OutboxReader:
         """The outbox on a connection of its own, for the thread that drains

@@ -38,10 +38,15 @@ def now18():
 class Library:
     """The fixture's patrons, items and holds, and the SIP2 handlers."""
 
-    def __init__(self, path=DATA, *, fbs=False, send_fee_limit=True):
+    def __init__(self, path=DATA, *, fbs=False, send_fee_limit=True,
+                 repeat_checkout_refused=False):
         self.data = json.loads(Path(path).read_text(encoding="utf-8"))
         self.fbs, self.send_fee_limit = fbs, send_fee_limit
+        # like many ACSs: a second checkout of an item already lent to the
+        # same patron is refused ("already on loan"), not a renewal
+        self.repeat_checkout_refused = repeat_checkout_refused
         self.loans = {}                 # item -> patron
+        self.checkouts = []             # (item, patron, no_block, transaction date)
         self.checkins = []
         self.requests = []              # command ids seen, in order
         self.lock = threading.Lock()
@@ -116,11 +121,15 @@ class Library:
         ident, p = self.patron(req.patron_identifier)
         item = self.data["items"].get(req.item_identifier)
         with self.lock:
+            lent_to = self.loans.get(req.item_identifier)
             ok = p is not None and item is not None and \
                 item.get("hold_patron") in (None, ident) and \
-                self.loans.get(req.item_identifier) in (None, ident)
+                lent_to in (None, ident) and \
+                not (self.repeat_checkout_refused and lent_to == ident)
             if ok:
                 self.loans[req.item_identifier] = ident
+                self.checkouts.append((req.item_identifier, ident, req.no_block == "Y",
+                                       req.transaction_date))
         return pysip2.CheckoutResponse(
             ok="1" if ok else "0", renewal_ok="N", magnetic_media="N", desensitize="Y" if ok
             else "N", transaction_date=now18(), institution_id=req.institution_id,
@@ -160,15 +169,15 @@ class SipServer:
     """pysip2's server for ``library`` on 127.0.0.1, in a thread; TLS when
     ``tls_context`` (a server SSLContext) is given.  ``port`` once started."""
 
-    def __init__(self, library, tls_context=None, **options):
+    def __init__(self, library, tls_context=None, port=0, **options):
         self.library, self.tls_context = library, tls_context
         self.app = library.server(**options)
-        self.port = None
+        self.port, self._want_port = None, port
         self._ready, self._stop = threading.Event(), None
         self._thread = threading.Thread(target=anyio.run, args=(self._main,), daemon=True)
 
     async def _main(self):
-        listener = await self.app.listen("127.0.0.1", 0)
+        listener = await self.app.listen("127.0.0.1", self._want_port, reuse_port=True)
         self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
         if self.tls_context is not None:
             listener = TLSListener(listener, self.tls_context, standard_compatible=False)
@@ -255,6 +264,10 @@ class FbsServer:
         else:
             reply = handler(message, None)
         frame = pysip2.encode_message(reply, encoding="utf-8").decode("utf-8").rstrip("\r")
+        if isinstance(message, pysip2.CheckinRequest):   # FBS names the hold's patron
+            held_for = self.library.data["items"].get(message.item_identifier, {})
+            if "hold_patron" in held_for:
+                frame += f"CY{self.library.out_id(held_for['hold_patron'])}|"
         escaped = frame.replace("&", "&amp;").replace("<", "&lt;")
         return 200, f'<ns2:sip xmlns:ns2="{NS}"><response>{escaped}</response></ns2:sip>'
 

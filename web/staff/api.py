@@ -8,6 +8,11 @@ first answer and runs nothing.  Commands naming a compartment carry ``fp``
 (see :mod:`bibbox.locker.app.staff`).  Loading a new hold uses
 ``S-<draft>`` as hold id, so a retry can never make a second hold.
 
+With a library system, an item no hold here names is looked up there
+(``library_loading`` in the app's extensions, see
+:mod:`bibbox.locker.app.library_loading`): its hold is announced with its
+patron, so no card is scanned at loading.
+
 Privacy: a typed or scanned card number is hashed in the request that
 brings it and never stored, logged or echoed; the page gets an opaque
 token that stands for the hash for a few hours.
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request
 
 from bibbox.locker.app.staff import refused
 from bibbox.locker.domain.errors import CardFormatError, CommandError
@@ -56,6 +61,11 @@ def api_holds():
 def api_item():
     barcode = _item(body().get("barcode"))
     found = service().item_lookup(barcode)
+    loading = current_app.extensions["bibbox"].get("library_loading")
+    if loading is not None and not found["announced"] and not found["in_locker"]:
+        # a library system: its hold for this item, announced with its patron
+        if loading.announce_item(barcode) is not None:
+            found = service().item_lookup(barcode)
     if found["in_locker"]:
         raise refused("item_in_locker", "that item is in the locker already",
                       n=found["in_locker"]["compartment"])

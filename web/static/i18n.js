@@ -17,6 +17,7 @@
     da: {
       switch_to: "English", switch_lang: "en",
       reader_offline: "Kortlæseren virker ikke lige nu. Kontakt biblioteket.",
+      library_offline: "Bibliotekets system kan ikke nås lige nu.",
       connection_lost: "Ingen forbindelse til skabet. Prøver igen …",
       request_failed: "Det gik ikke. Prøv igen.",
 
@@ -103,6 +104,7 @@
     en: {
       switch_to: "Dansk", switch_lang: "da",
       reader_offline: "The card reader is not working right now. Please contact the library.",
+      library_offline: "The library system cannot be reached right now.",
       connection_lost: "No connection to the locker. Trying again …",
       request_failed: "That did not work. Please try again.",
 

@@ -127,8 +127,10 @@
 
   function renderBanners() {
     var reader = $("banner-reader");
-    setText(reader, text("reader_offline"));
-    show(reader, !!view && view.reader_online === false);
+    var readerDown = !!view && view.reader_online === false;
+    var libraryDown = !!view && view.library_online === false;
+    setText(reader, text(readerDown ? "reader_offline" : "library_offline"));
+    show(reader, readerDown || libraryDown);
     var conn = $("banner-connection");
     setText(conn, text("connection_lost"));
     show(conn, failures >= 2);
