@@ -75,7 +75,8 @@ def _named(self):
     return _inner(self)
 threading.Thread._bootstrap_inner = _named
 _libc.prctl(15, b"main", 0, 0, 0)
-from bibbox.daemon.cli import main
+import importlib
+main = importlib.import_module(sys.argv.pop(1)).main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -114,6 +115,10 @@ def main(argv=None):
     parser.add_argument("--kiosk", action="store_true", help="keep a kiosk long poll open")
     parser.add_argument("--mqtt", action="store_true",
                         help="start a mosquitto and link the locker to it")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter whose bibbox to run (another checkout's venv)")
+    parser.add_argument("--cli-module", default="bibbox.daemon.cli",
+                        help="the CLI module to run (locker.cli before the layering)")
     args = parser.parse_args(argv)
 
     port = free_port()
@@ -128,7 +133,7 @@ def main(argv=None):
         extra = ["--mqtt", broker.url]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, "--log-level", "WARNING",
+    proc = subprocess.Popen([args.python, "-c", LAUNCHER, args.cli_module, "--log-level", "WARNING",
                              "demo", "--port", str(port), "--state-dir", state, *extra],
                             cwd=state, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
