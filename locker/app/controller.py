@@ -38,6 +38,8 @@ HANDLERS: dict[type, Callable[[Locker, msg.Message], None]] = {
     msg.RelayReleased: Locker.relay_released,
     msg.ReaderOnline: Locker.reader_online_changed,
     msg.ReaderGarbled: Locker.reader_garbled,
+    msg.BoardOnline: Locker.board_online_changed,
+    msg.ItemSensed: Locker.item_sensed,
     msg.Wake: Locker.wake,
 }
 

@@ -41,6 +41,7 @@ class AlarmKind(str, Enum):
     SENSOR_FLAPPING = "sensor_flapping"
     READER_OFFLINE = "reader_offline"
     STORAGE_ERROR = "storage_error"
+    BOARD_OFFLINE = "board_offline"     # a lock board stopped answering (keyed by board)
 
 
 class OpenPurpose(str, Enum):
@@ -97,9 +98,12 @@ class Compartment:
 class Alarm:
     kind: AlarmKind
     compartment: int | None = None
+    board: str = ""                 # "bus/board" for an alarm about a lock board
 
     @property
     def key(self):
+        if self.board:
+            return f"{self.kind.value}:{self.board}"
         return f"{self.kind.value}:{self.compartment or 0}"
 
 
