@@ -149,13 +149,23 @@ class SimulatedKerongBus:
             buffer = rest
             self.requests.append(bytes(frame))
             reply = self._reply(frame)
-            if reply is not None:
-                time.sleep((len(frame) + len(reply)) * 10 / self.baudrate)
-                try:
-                    os.write(master, reply)
-                except OSError:
-                    return b""
+            if reply is None:
+                continue
+            time.sleep((len(frame) + len(reply)) * 10 / self.baudrate)
+            if self.faults.get(frame[1] >> 4) == "slow":    # answers late; the bus moves on
+                timer = threading.Timer(self.slow_s, self._write, (master, reply))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._write(master, reply)
         return buffer
+
+    @staticmethod
+    def _write(master, reply):
+        try:
+            os.write(master, reply)
+        except OSError:
+            pass                    # unplugged meanwhile
 
     def _reply(self, frame):
         board, lock, command = frame[1] >> 4, frame[1] & 15, frame[2]
@@ -168,8 +178,6 @@ class SimulatedKerongBus:
         fault = self.faults.get(board)
         if fault == "garbage":
             return GARBAGE
-        if fault == "slow":
-            time.sleep(self.slow_s)
         reply = self._status(board, lock)
         if fault == "checksum":
             reply = reply[:-1] + bytes(((reply[-1] + 1) & 0xFF,))
