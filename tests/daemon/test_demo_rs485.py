@@ -47,12 +47,17 @@ def test_a_pickup_opens_a_board_door(demo):
     assert request(0, 0, 0x31) in bus.requests and request(0, 2, 0x31) in bus.requests
     assert set(bus.unlocks()) == {(0, 0), (0, 2)}            # no other door
     wait_until(lambda: sim.door_is_open(1) and sim.door_is_open(3), what="the doors open")
-    wait_until(lambda: demo.locker.openings.get(1) is not None
-               and demo.locker.openings[1].seen_open, what="the door seen open by polling")
+    wait_until(lambda: demo.controller.call(
+        lambda locker: 1 in locker.openings and locker.openings[1].seen_open),
+        what="the door seen open by polling")
     for n in (1, 3):
         sim.set_door(n, False)
-    wait_until(lambda: not demo.locker.openings, what="the pickup completed")
-    assert all(h.compartment not in (1, 3) for h in demo.locker.holds.values())
+
+    def collected(locker):
+        return not locker.openings and all(h.compartment not in (1, 3)
+                                           for h in locker.holds.values())
+
+    wait_until(lambda: demo.controller.call(collected), what="the holds collected")
 
 
 def test_a_silent_board_raises_its_alarm_and_clears_it(demo):

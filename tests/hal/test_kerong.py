@@ -37,7 +37,7 @@ class Events:
 
 @pytest.fixture
 def sim():
-    bus = SimulatedKerongBus([0, 1, 2], slow_s=0.3)
+    bus = SimulatedKerongBus([0, 1, 2], slow_s=1.0)     # "slow" is well past the timeout
     yield bus
     bus.close()
 
@@ -49,7 +49,7 @@ def events():
 
 @pytest.fixture
 def driver(sim, events):
-    bus = KerongBus("a", sim.path, LOCKS, poll_s=0.02, timeout_s=0.05, retries=1,
+    bus = KerongBus("a", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, retries=1,
                     pulse_s=0.2, **events.callbacks())
     yield bus
     bus.close()
@@ -117,9 +117,9 @@ def test_hook_polarity_is_configurable(events):
     sim.set_door(0, 1, True)
     sim.set_item(0, 0, True)
     bus = KerongBus("b", sim.path, {1: (0, 0), 2: (0, 1)}, hook_open_level=1,
-                    item_present_level=0, poll_s=0.02, timeout_s=0.05, **events.callbacks())
+                    item_present_level=0, poll_s=0.02, timeout_s=0.3, **events.callbacks())
     try:
-        assert bus.read_all() == {1: "closed", 2: "open"}
+        wait_until(lambda: bus.read_all() == {1: "closed", 2: "open"}, what="doors read")
         assert bus.items() == {1: True, 2: False}
     finally:
         bus.close()
@@ -202,12 +202,13 @@ def test_a_failing_callback_does_not_stop_the_bus(sim):
         calls.append(compartment)
         raise RuntimeError("boom")
 
-    bus = KerongBus("d", sim.path, {1: (0, 0)}, poll_s=0.02, timeout_s=0.05,
+    bus = KerongBus("d", sim.path, {1: (0, 0)}, poll_s=0.02, timeout_s=0.3,
                     on_door_change=explode)
     try:
+        wait_until(lambda: calls, what="the first report (closed)")
         sim.set_door(0, 0, True)
         wait_until(lambda: bus.read(1) == "open", what="the bus still polling")
-        assert calls == [1, 1]
+        assert len(calls) >= 2 and set(calls) == {1}
     finally:
         bus.close()
 
