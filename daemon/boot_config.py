@@ -89,8 +89,12 @@ def _pins(cfg):
     """(gpio, what) for every pin the configuration uses."""
     out = []
     for c in cfg.compartments:
+        if c.bus:               # on a lock board: no pin of ours
+            continue
         out.append((c.relay_pin, f"compartment {c.number} relay"))
         out.append((c.door_pin, f"compartment {c.number} door sensor"))
+        if c.item_pin >= 0:
+            out.append((c.item_pin, f"compartment {c.number} item sensor"))
     if cfg.keypad.kind == "matrix":
         out += [(p, "keypad row") for p in cfg.keypad.row_pins]
         out += [(p, "keypad column") for p in cfg.keypad.col_pins]
@@ -115,7 +119,8 @@ def boot_plan(cfg, *, i2c=False, spi=False) -> BootPlan:
     active_high = cfg.hardware.relay_active_high
     level, level_name = ("dl", "low") if active_high else ("dh", "high")
     energised_at_boot, pulled_up = [], []
-    for c in sorted(cfg.compartments, key=lambda c: c.number):
+    gpio = sorted((c for c in cfg.compartments if not c.bus), key=lambda c: c.number)
+    for c in gpio:
         pin = c.relay_pin
         plan.relay_lines.append((f"compartment {c.number}: relay on GPIO{pin}, "
                                  f"held {level_name} (off)", f"gpio={pin}={_op(level)}"))
@@ -124,7 +129,7 @@ def boot_plan(cfg, *, i2c=False, spi=False) -> BootPlan:
             pulled_up.append(f"GPIO{pin} (compartment {c.number})")
         if boot_high == active_high:
             energised_at_boot.append((pin, c.number))
-    for c in sorted(cfg.compartments, key=lambda c: c.number):
+    for c in gpio:
         plan.door_lines.append((f"compartment {c.number}: door sensor on GPIO{c.door_pin}",
                                 f"gpio={c.door_pin}=ip,pu"))
     if energised_at_boot:
@@ -216,6 +221,9 @@ def safe_off(cfg, *, hold=True, which=shutil.which, run=subprocess.run):
 
     from bibbox.daemon.bootstrap import relay_specs
     specs = relay_specs(cfg)
+    if not specs:
+        return ["no relay on GPIO; lock boards are sent nothing (they keep their locks "
+                "locked by themselves, see firmware/README.md)"]
     factory, _ = open_real_pin_factory(cfg.hardware.pin_factory)
     try:
         drive_all_off(specs, factory)
@@ -239,7 +247,7 @@ def _hold_pins(cfg, which, run):
     active_high = cfg.hardware.relay_active_high
     level, pull = ("dl", "pd") if active_high else ("dh", "pu")
     failed = []
-    for c in cfg.compartments:
+    for c in (c for c in cfg.compartments if not c.bus):
         try:
             result = run([tool, "set", str(c.relay_pin), "op", pull, level],
                          capture_output=True, timeout=5)

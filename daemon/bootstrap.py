@@ -9,7 +9,7 @@ stop are symmetric, and every relay is off after both.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import os
 import threading
 import uuid
@@ -28,15 +28,23 @@ log = logging.getLogger("bibbox.daemon")
 
 
 def relay_specs(cfg):
+    """The GPIO relays (compartments on a bus have none)."""
     from bibbox.hal.relays import RelaySpec
     return {c.number: RelaySpec(c.relay_pin, cfg.hardware.relay_active_high)
-            for c in cfg.compartments}
+            for c in cfg.compartments if not c.bus}
 
 
 def door_specs(cfg):
     from bibbox.hal.doors import DoorSpec
     return {c.number: DoorSpec(c.door_pin, cfg.hardware.door_closed_when_low)
-            for c in cfg.compartments}
+            for c in cfg.compartments if not c.bus}
+
+
+def item_specs(cfg):
+    """Optional GPIO item sensors: pulled low ("closed") while an item is inside."""
+    from bibbox.hal.doors import DoorSpec
+    return {c.number: DoorSpec(c.item_pin, True)
+            for c in cfg.compartments if not c.bus and c.item_pin >= 0}
 
 
 DATABASE_FILE = "bibbox.db"
@@ -133,16 +141,28 @@ def open_pin_factory(cfg):
 
 @dataclass
 class LockHardware:
-    """A locker's relays and door sensors on one pin factory.  :meth:`close`
-    drives every relay off before it releases anything."""
+    """A locker's lock drivers (GPIO pins and buses of lock boards) as one
+    :class:`~bibbox.hal.lockdrivers.LockDrivers`, ``locks``; ``relays`` and
+    ``doors`` name the same object.  :meth:`close` switches every GPIO
+    relay off before it releases anything, and sends nothing to a board."""
     pin_factory: object
     simulator: object | None
-    relays: object | None = None
-    doors: object | None = None
+    locks: object | None = None
+    parts: list = field(default_factory=list)
+
+    @property
+    def relays(self):
+        return self.locks
+
+    @property
+    def doors(self):
+        return self.locks
 
     def close(self):
-        for part in (self.relays, self.doors):
-            if part is not None:
+        if self.locks is not None:
+            self.locks.close()
+        else:
+            for part in self.parts:     # a build that failed half-way
                 try:
                     part.close()
                 except Exception:
@@ -156,30 +176,85 @@ class LockHardware:
                 log.exception("closing the pin factory failed")
 
 
-def build_lock_hardware(cfg, *, on_fired=None, on_released=None, on_door_change=None):
-    """The relays and door sensors of ``cfg``: the one place they are built
-    (the daemon, ``bibbox selftest``).  Every relay starts off; if building
-    fails, whatever was built is closed again before the error is raised."""
-    from bibbox.hal.doors import DoorSensors
-    from bibbox.hal.relays import RelayBank
-    factory, simulator = open_pin_factory(cfg)
+def _quiet_callback(callback, default):
+    return callback if callback is not None else default
+
+
+def build_lock_hardware(cfg, *, on_fired=None, on_released=None, on_door_change=None,
+                        on_item=None, on_board=None):
+    """The lock drivers of ``cfg``: the one place they are built (the
+    daemon, ``bibbox selftest``).  GPIO relays and sensors for compartments
+    on pins, a :class:`~bibbox.hal.kerong.KerongBus` or
+    :class:`~bibbox.hal.modbus.ModbusBus` per ``[[buses]]``.  Every relay
+    starts off; if building fails, whatever was built is closed again
+    (relays off first) before the error is raised."""
+    from bibbox.hal.lockdrivers import LockDrivers
+    on_fired = _quiet_callback(on_fired, lambda compartment, pulse_s: None)
+    on_released = _quiet_callback(on_released, lambda compartment: None)
+    on_door_change = _quiet_callback(on_door_change, lambda compartment, is_open: None)
+    on_item = _quiet_callback(on_item, lambda compartment, present: None)
+    on_board = _quiet_callback(on_board, lambda board, online, compartments: None)
+    gpio = relay_specs(cfg)
+    needs_pins = gpio or cfg.locker.simulated or cfg.keypad.kind == "matrix"
+    factory, simulator = open_pin_factory(cfg) if needs_pins else (None, None)
     hardware = LockHardware(factory, simulator)
     try:
-        relay_options = {}
-        if on_fired is not None:
-            relay_options.update(on_fired=on_fired, on_released=on_released)
-        hardware.relays = RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,
-                                    max_coils=cfg.timing.max_coils, **relay_options)
-        door_options = {} if on_door_change is None else {"on_change": on_door_change}
-        hardware.doors = DoorSensors(door_specs(cfg), factory,
-                                     bounce_s=cfg.hardware.door_bounce_s or None,
-                                     **door_options)
+        if gpio:
+            hardware.parts.append(_build_gpio(cfg, factory, on_fired, on_released,
+                                              on_door_change, on_item, hardware.parts))
+        for bus in cfg.buses:
+            port = simulator.bus_path(bus.name) if simulator is not None else bus.port
+            hardware.parts.append(_build_bus(cfg, bus, port, on_fired=on_fired,
+                                             on_released=on_released,
+                                             on_door_change=on_door_change,
+                                             on_item=on_item, on_board=on_board))
+        hardware.locks = LockDrivers(hardware.parts)
     except BaseException:
         hardware.close()
         raise
     if simulator is not None:
         simulator.close_all_doors()
     return hardware
+
+
+def _build_gpio(cfg, factory, on_fired, on_released, on_door_change, on_item, built):
+    from bibbox.hal.doors import DoorSensors
+    from bibbox.hal.lockdrivers import GpioLocks
+    from bibbox.hal.relays import RelayBank
+    parts = []
+    try:
+        parts.append(RelayBank(relay_specs(cfg), factory, max_pulse_s=cfg.timing.pulse_s,
+                               max_coils=cfg.timing.max_coils, on_fired=on_fired,
+                               on_released=on_released))
+        parts.append(DoorSensors(door_specs(cfg), factory,
+                                 bounce_s=cfg.hardware.door_bounce_s or None,
+                                 on_change=on_door_change))
+        items = item_specs(cfg)
+        if items:
+            parts.append(DoorSensors(items, factory, bounce_s=cfg.hardware.door_bounce_s or None,
+                                     on_change=lambda c, empty: on_item(c, not empty)))
+    except BaseException:
+        built.extend(parts)      # closed by the caller, relays first
+        raise
+    return GpioLocks(*parts)
+
+
+def _build_bus(cfg, bus, port, **callbacks):
+    mine = [c for c in cfg.compartments if c.bus == bus.name]
+    if bus.kind == "kerong":
+        from bibbox.hal.kerong import KerongBus
+        return KerongBus(bus.name, port, {c.number: (c.board, c.lock) for c in mine},
+                         baudrate=bus.baudrate, poll_s=bus.poll_s, timeout_s=bus.timeout_s,
+                         retries=bus.retries, hook_open_level=bus.hook_open_level,
+                         item_present_level=bus.item_present_level,
+                         pulse_s=cfg.timing.pulse_s, boards=bus.boards, **callbacks)
+    from bibbox.hal.modbus import ModbusBus
+    return ModbusBus(bus.name, port,
+                     {c.number: (c.unit, c.coil, c.input) for c in mine},
+                     baudrate=bus.baudrate, poll_s=bus.poll_s, timeout_s=bus.timeout_s,
+                     retries=bus.retries, input_open_level=bus.input_open_level,
+                     max_pulse_s=cfg.timing.pulse_s, max_coils=cfg.timing.max_coils,
+                     units=bus.boards, **callbacks)
 
 
 class Daemon:
@@ -241,6 +316,12 @@ class Daemon:
     def _door_changed(self, compartment, is_open):
         self.controller.post(msg.DoorChanged(compartment, is_open))
 
+    def _item_sensed(self, compartment, present):
+        self.controller.post(msg.ItemSensed(compartment, present))
+
+    def _board_online(self, board, online, compartments):
+        self.controller.post(msg.BoardOnline(board, online, tuple(compartments)))
+
     def _card_read(self, card):
         self.controller.post(msg.CardRead(card))
 
@@ -253,7 +334,9 @@ class Daemon:
     def _build_hardware(self):
         hardware = build_lock_hardware(self.cfg, on_fired=self._relay_fired,
                                        on_released=self._relay_released,
-                                       on_door_change=self._door_changed)
+                                       on_door_change=self._door_changed,
+                                       on_item=self._item_sensed,
+                                       on_board=self._board_online)
         self.hardware = hardware
         self.simulator, self.pin_factory = hardware.simulator, hardware.pin_factory
         self.relays, self.doors = hardware.relays, hardware.doors
@@ -421,6 +504,7 @@ class Daemon:
         beat = self.controller.healthy_at
         return {"controller": beat is not None and time.monotonic() - beat < 90,
                 "reader": self.reader.online if self.reader else None,
+                "boards": self.hardware.locks.health() if self.hardware else {},
                 "link": self.link.health() if self.link else None,
                 "library": None if self.loan_worker is None else
                 self.loan_worker.reachability.online is not False}

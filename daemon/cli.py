@@ -1,6 +1,6 @@
 """The ``bibbox`` command.
 
-    bibbox demo [--port 8080] [--state-dir DIR] [--mqtt mqtt://HOST:PORT]
+    bibbox demo [--port 8080] [--state-dir DIR] [--mqtt mqtt://HOST:PORT] [--config FILE]
     bibbox run --config FILE
     bibbox check-config FILE
     bibbox patrons import FILE.csv --config FILE
@@ -135,6 +135,9 @@ def cmd_check_config(args):
         pins = f"{' or '.join(names)}, {source}"
     print(f"{args.file}: ok ({len(cfg.compartments)} compartments, "
           f"reader {cfg.reader.framing}, pins {pins})")
+    from bibbox.locker.domain.buses import bus_map
+    for line in bus_map(cfg):
+        print(f"  {line}")
     return 0
 
 
@@ -144,11 +147,15 @@ def cmd_run(args):
     return _run_until_signal(Daemon(cfg))
 
 
-def demo_daemon(state_dir, port=8080, mqtt_url=None, clock=None):
-    """Build the simulated locker, seeding demo patrons and holds on first run."""
+def demo_daemon(state_dir, port=8080, mqtt_url=None, clock=None, config=None):
+    """Build the simulated locker (``config``, default the shipped demo),
+    seeding demo patrons and holds on first run."""
     from bibbox.daemon.secrets import create_site_key, read_secret_file, _decode
     from bibbox.daemon.bootstrap import Daemon
-    cfg = load_config(DEMO_CONFIG)
+    cfg = load_config(config or DEMO_CONFIG)
+    if not cfg.locker.simulated:
+        raise ConfigError([f"{cfg.source}: locker.simulated: the demo runs simulated "
+                           "lockers only"])
     cfg = config_mod.replace(cfg, locker={"state_dir": os.path.abspath(state_dir)})
     key_path = os.path.join(cfg.locker.state_dir, "site-key")
     if not os.path.exists(key_path):
@@ -188,7 +195,8 @@ def _seed_demo(daemon):
 
 def cmd_demo(args):
     try:
-        daemon = demo_daemon(args.state_dir, port=args.port, mqtt_url=args.mqtt)
+        daemon = demo_daemon(args.state_dir, port=args.port, mqtt_url=args.mqtt,
+                             config=args.config)
     except BibboxError as exc:
         print(f"bibbox demo: {exc}", file=sys.stderr)
         return 1
@@ -197,6 +205,8 @@ def cmd_demo(args):
     print(f"  kiosk:       http://127.0.0.1:{args.port}/")
     print(f"  simulator:   http://127.0.0.1:{args.port}/sim")
     print(f"  card reader: {sim.reader_path}")
+    for name, bus in sim.buses.items():
+        print(f"  lock bus {name!r}: {bus.path} (boards {sorted(bus.boards)})")
     print(f"  demo patrons (made up) and their cards: http://127.0.0.1:{args.port}/sim")
     print(f"  staff:       http://127.0.0.1:{args.port}/staff/  (first: bibbox staff add "
           f"NAME --admin --state-dir {args.state_dir})")
@@ -259,6 +269,8 @@ def build_parser():
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--state-dir", default="./state")
     s.add_argument("--mqtt", metavar="URL", help="connect to a broker, e.g. mqtt://127.0.0.1:1883")
+    s.add_argument("--config", metavar="FILE",
+                   help="a simulated locker's configuration, e.g. config/demo-48-rs485.toml")
     s.set_defaults(func=cmd_demo)
     s = sub.add_parser("run", help="run the locker daemon")
     s.add_argument("--config", required=True)

@@ -51,8 +51,8 @@ UNREADABLE = "sensor unreadable"
 @dataclass
 class Result:
     number: int
-    relay_pin: int
-    door_pin: int
+    relay: str          # where the lock is: "GPIO5", "rs485/0 lock 3", "mb/1 coil 2"
+    door: str           # where its sensor is
     outcome: str
     detail: str = ""
 
@@ -151,6 +151,17 @@ class Hardware:
         self.parts.close()
 
 
+def channels(spec):
+    """Where a compartment's lock and door sensor are, for the table."""
+    if not spec.bus:
+        return f"GPIO{spec.relay_pin}", f"GPIO{spec.door_pin}"
+    if spec.board >= 0:
+        where = f"{spec.bus}/{spec.board} lock {spec.lock}"
+        return where, where
+    door = f"{spec.bus}/{spec.unit} input {spec.input}" if spec.input >= 0 else "none"
+    return f"{spec.bus}/{spec.unit} coil {spec.coil}", door
+
+
 def _wait_for(watch, doors, number, want_open, timeout):
     """Wait for door ``number`` to read ``want_open``; True if it did."""
     deadline = time.monotonic() + timeout
@@ -176,7 +187,8 @@ def check_compartment(hw, operator, number, *, open_timeout, close_timeout):
     """Run the test on one compartment; return its :class:`Result`."""
     cfg, relays, doors, watch = hw.cfg, hw.relays, hw.doors, hw.watch
     spec = cfg.compartment(number)
-    result = Result(number, spec.relay_pin, spec.door_pin, OK)
+    relay_at, door_at = channels(spec)
+    result = Result(number, relay_at, door_at, OK)
     state = doors.read(number)
     if state == "unknown":
         result.outcome, result.detail = UNREADABLE, "the pin could not be read"
@@ -224,11 +236,11 @@ def check_compartment(hw, operator, number, *, open_timeout, close_timeout):
         if seen is True:
             result.outcome = STUCK_CLOSED
             result.detail = ("the door opened but its sensor kept reading closed "
-                             f"(sensor on GPIO{spec.door_pin}: wire, magnet or pin)")
+                             f"(sensor on {door_at}: wire, magnet or pin)")
             operator.close_door(number)
         elif seen is False:
             result.outcome = LOCK_FAILED
-            result.detail = (f"the door stayed shut (relay on GPIO{spec.relay_pin}, the "
+            result.detail = (f"the door stayed shut (lock on {relay_at}, the "
                              "lock, its power supply or a jammed door)")
         else:
             result.outcome = NO_MOVEMENT
@@ -253,8 +265,8 @@ def render_table(cfg, results, simulated) -> str:
              + (" (simulated)" if simulated else ""),
              f"{'#':>4}  {'relay':<7} {'door':<7} result"]
     for r in results:
-        lines.append(f"{r.number:>4}  {'GPIO' + str(r.relay_pin):<7} "
-                     f"{'GPIO' + str(r.door_pin):<7} {r.outcome.upper() if not r.ok else 'ok'}"
+        lines.append(f"{r.number:>4}  {r.relay:<7} "
+                     f"{r.door:<7} {r.outcome.upper() if not r.ok else 'ok'}"
                      + (f": {r.detail}" if r.detail else ""))
     failed = [r for r in results if not r.ok]
     lines.append(f"{len(results) - len(failed)} ok, {len(failed)} failed")

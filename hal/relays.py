@@ -80,7 +80,10 @@ class RelayBank:
 
     ``on_fired(compartment, pulse_s)`` is called after a coil went on (with
     the capped duration), ``on_released(compartment)`` after it went off --
-    also when ``all_off()``/``close()`` switched it off early.  Both are
+    also when ``all_off()``/``close()`` switched it off early.  ``open_relay(spec,
+    pin_factory)`` makes a device (default: a gpiozero OutputDevice, created
+    off); another driver may pass its own with ``on()``, ``off()``,
+    ``is_active``, ``closed`` and ``close()`` (a Modbus coil).  Both are
     called on the notifier thread, in the order the events happened;
     exceptions they raise are logged and ignored.
     """
@@ -88,7 +91,8 @@ class RelayBank:
     def __init__(self, relays: Mapping[int, RelaySpec], pin_factory, *, max_pulse_s: float = 5.0,
                  max_coils: int = 1,
                  on_fired: Callable[[int, float], object] = lambda compartment, pulse_s: None,
-                 on_released: Callable[[int], object] = lambda compartment: None):
+                 on_released: Callable[[int], object] = lambda compartment: None,
+                 open_relay: Callable[[object, object], object] | None = None):
         if not 0 < max_pulse_s < math.inf:
             raise ValueError(f"max_pulse_s must be a positive number of seconds, not {max_pulse_s!r}")
         if max_coils < 1:
@@ -107,7 +111,7 @@ class RelayBank:
         self._devices = {}
         try:
             for compartment, spec in relays.items():
-                self._devices[compartment] = _open_relay(spec, pin_factory)
+                self._devices[compartment] = (open_relay or _open_relay)(spec, pin_factory)
         except Exception as exc:
             self._close_devices()
             raise HardwareError(

@@ -27,7 +27,7 @@ def sim_blueprint(simulator):
         return None
 
     def door_number(n):
-        if n not in simulator.door_pins:
+        if n not in simulator.numbers:
             raise CommandError("unknown_compartment", f"no compartment {n}")
         return n
 
@@ -53,8 +53,24 @@ def sim_blueprint(simulator):
 
     @bp.post("/doors/<int:n>/jam")
     def jam(n):
-        simulator.set_jammed(door_number(n), flag(json_body(required=("jammed",)), "jammed"))
+        jammed = flag(json_body(required=("jammed",)), "jammed")   # the body first
+        simulator.set_jammed(door_number(n), jammed)
         return jsonify(ok=True, door=simulator.state()["doors"][str(n)])
+
+    @bp.post("/doors/<int:n>/item")
+    def item(n):
+        present = flag(json_body(required=("present",)), "present")
+        if not simulator.set_item(door_number(n), present):
+            raise CommandError("no_item_sensor", f"compartment {n} has no item sensor")
+        return jsonify(ok=True, door=simulator.state()["doors"][str(n)])
+
+    @bp.post("/buses/<name>/boards/<int:board>")
+    def board(name, board):
+        silent = flag(json_body(required=("silent",)), "silent")
+        if name not in simulator.buses or board not in simulator.buses[name].boards:
+            raise CommandError("unknown_board", f"no board {board} on bus {name!r}")
+        simulator.set_board_silent(name, board, silent)
+        return jsonify(ok=True, bus=simulator.state()["buses"][name])
 
     @bp.post("/card")
     def card():

@@ -40,6 +40,8 @@ HANDLERS: dict[type, Callable[[Locker, msg.Message], None]] = {
     msg.ReaderGarbled: Locker.reader_garbled,
     msg.LoanSettled: Locker.loan_settled,
     msg.LibraryOnline: Locker.library_online_changed,
+    msg.BoardOnline: Locker.board_online_changed,
+    msg.ItemSensed: Locker.item_sensed,
     msg.Wake: Locker.wake,
 }
 

@@ -36,26 +36,31 @@ class Alarms:
         """The alarms stored by a previous run."""
         self.active = {}
         for row in rows:
-            alarm = Alarm(AlarmKind(row["kind"]), row["compartment"])
+            kind = AlarmKind(row["kind"])
+            board = row["key"].split(":", 1)[1] if kind is AlarmKind.BOARD_OFFLINE else ""
+            alarm = Alarm(kind, row["compartment"], board)
             self.active[alarm.key] = alarm
 
-    def is_raised(self, kind, compartment=None):
-        return Alarm(kind, compartment).key in self.active
+    def is_raised(self, kind, compartment=None, board=""):
+        return Alarm(kind, compartment, board).key in self.active
 
     def suspect_compartments(self):
         """Compartments whose door or sensor is in doubt."""
         return {a.compartment for a in self.active.values() if a.kind in SUSPECT}
 
     # -- raising and clearing ---------------------------------------------------
-    def write_raise(self, unit, kind, compartment):
+    def write_raise(self, unit, kind, compartment, board=""):
         """Record ``kind`` in ``unit``; the Alarm to pass to :meth:`raised`
-        after the commit, or None if it is raised already."""
-        alarm = Alarm(kind, compartment)
+        after the commit, or None if it is raised already.  ``board`` names
+        the lock board of a board alarm ("bus/board")."""
+        alarm = Alarm(kind, compartment, board)
         if alarm.key in self.active:
             return None
         unit.raise_alarm(alarm.key, kind.value, compartment)
-        unit.event(EventType.ALARM_RAISED, {"alarm": kind.value, "compartment": compartment})
-        unit.audit("system", "alarm_raised", compartment=compartment, reason=kind.value)
+        unit.event(EventType.ALARM_RAISED, {"alarm": kind.value, "compartment": compartment,
+                                            **_board(board)})
+        unit.audit("system", "alarm_raised", compartment=compartment, reason=kind.value,
+                   detail=board)
         return alarm
 
     def raised(self, alarm):
@@ -63,31 +68,34 @@ class Alarms:
         if alarm is None:
             return
         self.active[alarm.key] = alarm
-        log.warning("ALARM raised: %s%s", alarm.kind.value,
-                    f" (compartment {alarm.compartment})" if alarm.compartment else "")
+        log.warning("ALARM raised: %s%s%s", alarm.kind.value,
+                    f" (compartment {alarm.compartment})" if alarm.compartment else "",
+                    f" (board {alarm.board})" if alarm.board else "")
         self.dirty(state=True)
 
-    def raise_(self, kind, compartment):
+    def raise_(self, kind, compartment, board=""):
         """Raise ``kind`` in a unit of its own (nothing if raised already)."""
-        if self.is_raised(kind, compartment):
+        if self.is_raised(kind, compartment, board):
             return
         with self.store.unit() as unit:
-            alarm = self.write_raise(unit, kind, compartment)
+            alarm = self.write_raise(unit, kind, compartment, board)
         self.raised(alarm)
 
-    def clear(self, kind, compartment, actor="system"):
+    def clear(self, kind, compartment, actor="system", board=""):
         """Clear ``kind`` in a unit of its own (nothing if not raised)."""
-        alarm = Alarm(kind, compartment)
+        alarm = Alarm(kind, compartment, board)
         if alarm.key not in self.active:
             return
         with self.store.unit() as unit:
             unit.clear_alarm(alarm.key)
             unit.event(EventType.ALARM_CLEARED, {"alarm": kind.value,
-                                                 "compartment": compartment})
-            unit.audit(actor, "alarm_cleared", compartment=compartment, reason=kind.value)
+                                                 "compartment": compartment, **_board(board)})
+            unit.audit(actor, "alarm_cleared", compartment=compartment, reason=kind.value,
+                       detail=board)
         del self.active[alarm.key]
-        log.warning("alarm cleared: %s%s", kind.value,
-                    f" (compartment {compartment})" if compartment else "")
+        log.warning("alarm cleared: %s%s%s", kind.value,
+                    f" (compartment {compartment})" if compartment else "",
+                    f" (board {board})" if board else "")
         self.dirty(state=True)
 
     # -- the storage alarm --------------------------------------------------------
@@ -123,3 +131,8 @@ class Alarms:
                        detail=self.storage_error[:200])
             unit.audit("system", "alarm_cleared", reason=AlarmKind.STORAGE_ERROR.value)
         return True
+
+
+def _board(board):
+    """The event field naming a lock board, only for board alarms."""
+    return {"board": board} if board else {}

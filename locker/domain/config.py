@@ -15,6 +15,7 @@ import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 
+from bibbox.locker.domain.buses import BUS_KINDS, KERONG_LOCKS, NO_CHANNEL, check_buses
 from bibbox.locker.domain.errors import ConfigError
 
 # Facts shared with adapters; kept here so the domain need not import them.
@@ -180,12 +181,51 @@ class MqttSection:
     home_assistant: bool = _opt(False)
 
 
+
+
+@dataclass(frozen=True)
+class BusSection:
+    """A serial bus of lock boards (``[[buses]]``), named by compartments."""
+    name: str = _opt(REQUIRED, doc="what compartments call it in their 'bus' key")
+    kind: str = _opt(REQUIRED, choices=BUS_KINDS,
+                     doc="kerong: KR-CU16 lock boards; modbus: Modbus RTU relay boards")
+    port: str = _opt(REQUIRED, doc="device path or pyserial URL")
+    baudrate: int = _opt(19200, lo=1200, hi=921600)
+    poll_s: float = _opt(0.09, lo=0.01, hi=10.0,
+                         doc="every board is asked for its doors this often")
+    timeout_s: float = _opt(0.1, lo=0.01, hi=5.0, doc="wait this long for a reply")
+    retries: int = _opt(2, lo=0, hi=10, doc="further tries of a request before a "
+                                               "board counts as offline")
+    hook_open_level: int = _opt(0, lo=0, hi=1, doc="kerong: hook bit level of an open "
+                                                  "door (differs between batches)")
+    item_present_level: int = _opt(1, lo=0, hi=1, doc="kerong: IR bit level that "
+                                                      "means an item is inside")
+    input_open_level: int = _opt(1, lo=0, hi=1, doc="modbus: discrete input level of "
+                                                   "an open door")
+    boards: list = _opt([], doc="kerong board numbers / modbus units on the bus; "
+                                "when listed, each must have compartments")
+
+
 @dataclass(frozen=True)
 class CompartmentSection:
+    """One compartment: on GPIO pins (``relay_pin``/``door_pin``, the
+    default), or on a bus: ``board``+``lock`` (kerong) or ``unit``+``coil``
+    (+``input``) (modbus)."""
     number: int = _opt(REQUIRED, lo=1, hi=9999)
     size: str = _opt(REQUIRED)
-    relay_pin: int = _opt(REQUIRED, lo=0, hi=27)
-    door_pin: int = _opt(REQUIRED, lo=0, hi=27)
+    relay_pin: int = _opt(NO_CHANNEL, lo=0, hi=27)
+    door_pin: int = _opt(NO_CHANNEL, lo=0, hi=27)
+    item_pin: int = _opt(NO_CHANNEL, lo=0, hi=27, doc="optional GPIO item sensor")
+    bus: str = _opt("", doc="name of a [[buses]] entry; empty: GPIO")
+    board: int = _opt(NO_CHANNEL, lo=0, hi=15)
+    lock: int = _opt(NO_CHANNEL, lo=0, hi=KERONG_LOCKS - 1)
+    unit: int = _opt(NO_CHANNEL, lo=1, hi=247)
+    coil: int = _opt(NO_CHANNEL, lo=0, hi=65535)
+    input: int = _opt(NO_CHANNEL, lo=0, hi=65535)
+
+    @property
+    def on_gpio(self):
+        return not self.bus
 
 
 COMPOSITORS = ("auto", "labwc", "wayfire", "none")
@@ -217,7 +257,14 @@ class Config:
     mqtt: MqttSection = MqttSection()
     display: DisplaySection = DisplaySection()
     library: LibrarySection = LibrarySection()
+    buses: tuple = ()
     source: str = ""
+
+    def bus(self, name):
+        for b in self.buses:
+            if b.name == name:
+                return b
+        raise KeyError(name)
 
     def compartment(self, number):
         for c in self.compartments:
@@ -302,9 +349,10 @@ def parse(data: dict, source: str = "") -> Config:
     """Validate a parsed TOML document; raise ConfigError with all problems."""
     problems = []
     for key in data:
-        if key not in _SECTION_TYPES and key != "compartments":
+        if key not in _SECTION_TYPES and key not in ("compartments", "buses"):
             problems.append(f"{key}: unknown section (known: "
-                            + ", ".join(sorted([*_SECTION_TYPES, "compartments"])) + ")")
+                            + ", ".join(sorted([*_SECTION_TYPES, "buses", "compartments"]))
+                            + ")")
     sections = {}
     for name, cls in _SECTION_TYPES.items():
         if name in data:
@@ -332,11 +380,22 @@ def parse(data: dict, source: str = "") -> Config:
         for i, table in enumerate(raw):
             compartments.append(
                 _build(CompartmentSection, f"compartments[{i}]", table, problems))
-    _cross_check(sections, [_valid_fields(CompartmentSection, t) for t in raw]
-                 if isinstance(raw, list) else [], problems)
+    raw_buses = data.get("buses", [])
+    buses = []
+    if not isinstance(raw_buses, list):
+        problems.append("buses: expected [[buses]] tables")
+        raw_buses = []
+    for i, table in enumerate(raw_buses):
+        buses.append(_build(BusSection, f"buses[{i}]", table, problems))
+    valid_compartments = ([_valid_fields(CompartmentSection, t) for t in raw]
+                          if isinstance(raw, list) else [])
+    _cross_check(sections, valid_compartments, problems)
+    check_buses(sections, [_valid_fields(BusSection, t) for t in raw_buses],
+                 valid_compartments, problems)
     if problems:
         raise ConfigError(problems)
-    return Config(compartments=tuple(compartments), source=source, **sections)
+    return Config(compartments=tuple(compartments), buses=tuple(buses), source=source,
+                  **sections)
 
 
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
@@ -391,7 +450,7 @@ def _cross_check(sections, compartments, problems):
         if sizes and "size" in c and c["size"] not in sizes:
             problems.append(f"{path}.size: {c['size']!r} is not one of holds.sizes "
                             f"({', '.join(sizes)})")
-        for key in ("relay_pin", "door_pin"):
+        for key in ("relay_pin", "door_pin", "item_pin"):
             if key in c:
                 claim(c[key], f"{path}.{key}")
     if keypad is not None and keypad.kind == "matrix":

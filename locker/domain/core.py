@@ -65,6 +65,7 @@ class Locker:
         self.reader_online: bool | None = None
         self.library_online: bool | None = None     # None: no library system, or not asked yet
         self._loan_tickets = {}     # session id -> LoanTicket, while its doors are open
+        self.items_present: dict[int, bool] = {}   # where the hardware reports items
         self.next_expiry_check = 0.0
         self.kiosk_version = self.state_version = 0
         self._kiosk_dirty = self._state_dirty = True
@@ -307,6 +308,25 @@ class Locker:
         else:
             self._alarms.raise_(AlarmKind.READER_OFFLINE, None)
         self._dirty(state=True, kiosk=True)
+
+    def board_online_changed(self, message: msg.BoardOnline):
+        """A lock board came back (its alarm clears; its doors report again)
+        or went silent (an alarm for the board; its doors become unknown)."""
+        if message.online:
+            self._guarded(self._alarms.clear, AlarmKind.BOARD_OFFLINE, None, "system",
+                          message.board)
+        else:
+            for number in message.compartments:
+                door = self.doors.get(number)
+                if door is not None:
+                    door.state, door.opened_mono = DoorState.UNKNOWN, None
+            self._guarded(self._alarms.raise_, AlarmKind.BOARD_OFFLINE, None, message.board)
+        self._dirty(state=True)
+
+    def item_sensed(self, message: msg.ItemSensed):
+        """An item sensor changed; kept for the loading and pickup checks."""
+        if message.compartment in self.compartments:
+            self.items_present[message.compartment] = message.present
 
     def reader_garbled(self, message: msg.ReaderGarbled):
         log.info("card read failed: %s", message.reason)

@@ -109,10 +109,28 @@ class LibraryOnline:
 
 
 @dataclass(frozen=True)
+class BoardOnline:
+    """A lock board (``"bus/board"``) answers again (True) or stopped
+    answering (False); while it is offline the doors ``compartments`` on it
+    are unknown."""
+    board: str
+    online: bool
+    compartments: tuple = ()
+
+
+@dataclass(frozen=True)
+class ItemSensed:
+    """A compartment's item sensor (a board's IR input, or a GPIO input)
+    sees an item (True) or none (False)."""
+    compartment: int
+    present: bool
+
+
+@dataclass(frozen=True)
 class Wake:
     """Nothing to do but look at the clock again (a test moved a fake clock)."""
 
 
 Message = (CardRead | PinEntered | KeypadDigits | KioskAction | PickupCodeEntered |
            VerdictReceived | DoorChanged | RelayFired | RelayReleased | ReaderOnline |
-           ReaderGarbled | LoanSettled | LibraryOnline | Wake)
+           ReaderGarbled | LoanSettled | LibraryOnline | BoardOnline | ItemSensed | Wake)

@@ -42,6 +42,7 @@ class AlarmKind(str, Enum):
     READER_OFFLINE = "reader_offline"
     STORAGE_ERROR = "storage_error"
     LOAN_FAILED = "loan_failed"          # a loan or check-in the library system refused
+    BOARD_OFFLINE = "board_offline"     # a lock board stopped answering (keyed by board)
 
 
 class OpenPurpose(str, Enum):
@@ -98,9 +99,12 @@ class Compartment:
 class Alarm:
     kind: AlarmKind
     compartment: int | None = None
+    board: str = ""                 # "bus/board" for an alarm about a lock board
 
     @property
     def key(self):
+        if self.board:
+            return f"{self.kind.value}:{self.board}"
         return f"{self.kind.value}:{self.compartment or 0}"
 
 

@@ -140,3 +140,39 @@ Post = Callable[[Message], None]
 
 Publish = Callable[[str, dict], None]
 """Hand a fresh snapshot (``"kiosk"`` or ``"state"``) to readers."""
+
+
+class LockDriver(Protocol):
+    """The locks and door sensors of some compartments, on one kind of
+    hardware (GPIO pins, an RS485 bus of lock boards, a Modbus bus of relay
+    boards).  A locker may combine several; the daemon hands the domain the
+    combination as its :class:`Relays`.
+
+    What the hardware reports goes to callbacks given at construction, from
+    the driver's own thread: ``on_fired(compartment, pulse_s)`` and
+    ``on_released(compartment)`` (posted as ``RelayFired``/``RelayReleased``),
+    ``on_door_change(compartment, is_open)`` (``DoorChanged``, once per real
+    change), ``on_item(compartment, present)`` (``ItemSensed``, where the
+    hardware has item sensors) and ``on_board(board, online, compartments)``
+    (``BoardOnline``; a silent board's doors read "unknown").
+
+    Safety contract: a pulse never exceeds ``timing.pulse_s`` (or is timed
+    by a board that cannot be told a longer one), and ``all_off()`` and
+    ``close()`` never send anything that could unlock.
+    """
+
+    def pulse(self, compartment: int, seconds: float) -> None: ...
+
+    def read(self, compartment: int) -> str: ...
+
+    def read_all(self) -> dict[int, str]: ...
+
+    def items(self) -> dict[int, bool]: ...
+
+    def health(self) -> dict[str, bool]: ...
+
+    def states(self) -> dict[int, bool]: ...
+
+    def all_off(self) -> None: ...
+
+    def close(self) -> None: ...

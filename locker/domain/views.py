@@ -76,7 +76,8 @@ def state_view(*, version, locker_id, compartments, holds, openings, tracks, ala
             "deadline_date": last_local_date(deadline, tz),
         })
     return {"version": version, "locker_id": locker_id, "compartments": comps,
-            "alarms": [{"alarm": a.kind.value, "compartment": a.compartment}
+            "alarms": [{"alarm": a.kind.value, "compartment": a.compartment,
+                        **({"board": a.board} if a.board else {})}
                        for a in sorted(alarms.values(), key=lambda a: a.key)],
             "reader_online": reader_online, "library_online": library_online}
 

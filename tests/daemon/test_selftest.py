@@ -189,3 +189,21 @@ def test_refused_while_a_daemon_answers_on_the_kiosk_port(sim, capsys):
         server.shutdown()
         server.server_close()
     assert code == 2 and "a bibbox daemon answers at" in err
+
+
+def test_board_doors_are_tested_through_their_boards(tmp_path, capsys):
+    """On the 48-door demo every lock is on a KR-CU16 board: the test sends
+    the unlock frame, sees the door open by polling, and names the board."""
+    from bibbox.hal.kerong import request
+    cfg = load_config(ROOT / "config" / "demo-48-rs485.toml")
+    cfg = config_mod.replace(cfg, locker={"state_dir": str(tmp_path)})
+    hw = selftest.Hardware(cfg)
+    try:
+        code, out, err = run(cfg, capsys, numbers=[1, 17], hardware=hw)
+        bus = hw.simulator.buses["rs485"]
+        assert request(0, 0, 0x31) in bus.requests and request(1, 0, 0x31) in bus.requests
+        assert set(bus.unlocks()) == {(0, 0), (1, 0)}
+    finally:
+        hw.close()
+    assert code == 0, out + err
+    assert "rs485/1 lock 0" in out and "2 ok, 0 failed" in out

@@ -32,7 +32,7 @@ def test_demo_on_a_busy_port_stops_cleanly(tmp_path, monkeypatch, capsys):
     assert len(err) == 1, err                      # one line, no traceback
     assert "could not start" in err[0] and str(port) in err[0], err[0]
     (daemon,) = built
-    assert daemon.relays._closed                   # the stop that drives every relay off ran
+    assert daemon.relays.closed                   # the stop that drives every relay off ran
     assert not any(daemon.relays.states().values())
     running = {t.name for t in threading.enumerate() if t.is_alive()}
     assert not running & {"controller", "bibbox-reader"}, running
@@ -61,7 +61,7 @@ def test_a_daemon_that_cannot_be_built_leaves_every_relay_off_and_the_lock_free(
     with pytest.raises(SecretError, match="credentials_file"):
         bootstrap.Daemon(cfg, site_key=b"k" * 32)
     (hardware,) = built
-    assert hardware.relays._closed and not any(hardware.relays.states().values())
+    assert hardware.relays.closed and not any(hardware.relays.states().values())
     ok = config_mod.replace(cfg, mqtt={"enabled": False})
     daemon = bootstrap.Daemon(ok, site_key=b"k" * 32)   # the lock file was released
     daemon.stop()

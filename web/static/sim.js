@@ -2,7 +2,8 @@
  *
  * Polls GET /sim/state; doors via POST /sim/doors/<n> {"open": bool} and
  * /sim/doors/<n>/jam {"jammed": bool}; cards via POST /sim/card
- * {"data": "<card>\r"} (the demo reader expects a CR suffix).
+ * {"data": "<card>\r"} (the demo reader expects a CR suffix); item sensors via
+ * /sim/doors/<n>/item {"present": bool}; board doors show their bus, board and lock.
  */
 (function () {
   "use strict";
@@ -64,6 +65,13 @@
       facts.appendChild(el("span", { "class": "fact" + (relay === "on" ? " on" : "") },
         "relay " + relay));
       if (door.jammed) { facts.appendChild(el("span", { "class": "fact on" }, "jammed")); }
+      if (door.item !== null && door.item !== undefined) {
+        facts.appendChild(el("span", { "class": "fact" }, door.item ? "item inside" : "empty"));
+      }
+      if (door.bus !== undefined) {
+        facts.appendChild(el("span", { "class": "fact" },
+          door.bus + "/" + door.board + " lock " + door.lock));
+      }
       tile.appendChild(facts);
       var buttons = el("div", { "class": "buttons" });
       buttons.appendChild(button("Open", "sim-open-" + n,
@@ -72,6 +80,10 @@
         function () { post("/sim/doors/" + n, { open: false }); }));
       buttons.appendChild(button(door.jammed ? "Unjam" : "Jam", "sim-jam-" + n,
         function () { post("/sim/doors/" + n + "/jam", { jammed: !door.jammed }); }));
+      if (door.item !== null && door.item !== undefined) {
+        buttons.appendChild(button(door.item ? "Take item" : "Put item", "sim-item-" + n,
+          function () { post("/sim/doors/" + n + "/item", { present: !door.item }); }));
+      }
       tile.appendChild(buttons);
       box.appendChild(tile);
     });

@@ -1,0 +1,388 @@
+"""Kerong KR-CU16 lock boards on an RS485 bus (pyserial).
+
+The protocol, as this driver speaks it (defaults 19200 8N1; see
+``firmware/README.md`` for what is confirmed and what is not):
+
+* a request is ``02 ADDR CMD 03 SUM``: ADDR has the board (0-9) in the high
+  nibble and the lock (0-15) in the low nibble, SUM is the low byte of the
+  sum of the bytes before it.  ``31`` unlocks one lock (board 0 lock 0 is
+  ``02 00 31 03 36``), ``30`` asks for the board's status;
+* both are answered with ``02 ADDR 35 H1 H2 I1 I2 03 SUM``: H1/H2 are the
+  hook inputs of locks 1-8 / 9-16 (bit 0 = the first), I1/I2 the infrared
+  item sensors.  Which hook level means "open" differs between batches
+  (``hook_open_level``), and so may the IR level (``item_present_level``);
+* the board times the unlock pulse itself: nothing we send can hold a lock
+  open, and nothing but ``31`` can open one.
+
+:class:`KerongBus` owns one serial port and one thread.  One request is in
+flight at a time; an unlock goes before the next poll; every board is asked
+for its status every ``poll_s``.  A request that gets no valid reply (none,
+garbage, a wrong checksum, another board's reply, a late one) is tried
+``retries`` more times; then the board counts as offline (``on_board`` ->
+``BoardOnline(False)``, its doors "unknown") and is asked once a second until
+it answers.  A port that fails (unplugged) is closed and reopened with
+backoff, every board on it offline meanwhile.  ``all_off()`` and ``close()``
+send nothing at all.  No timer or thread per door: idle cost is the polling.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from bibbox.locker.domain.buses import board_id
+from bibbox.locker.domain.errors import HardwareError
+
+log = logging.getLogger("bibbox.kerong")
+
+STX, ETX = 0x02, 0x03
+CMD_STATUS, CMD_UNLOCK, REPLY_STATUS = 0x30, 0x31, 0x35
+REPLY_LEN = 9
+MAX_GARBAGE = 64            # bytes read past a bad reply before giving up on it
+OFFLINE_POLL_S = 1.0        # a silent board is asked this often (once, no retries)
+REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
+JOIN_TIMEOUT_S = 2.0
+OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
+
+
+def checksum(data: bytes) -> int:
+    """The low byte of the sum of ``data``."""
+    return sum(data) & 0xFF
+
+
+def request(board: int, lock: int, command: int) -> bytes:
+    """The 5-byte request ``02 ADDR CMD 03 SUM``."""
+    if not 0 <= board <= 15 or not 0 <= lock <= 15:
+        raise ValueError(f"board {board} lock {lock} is not an address")
+    body = bytes((STX, board << 4 | lock, command, ETX))
+    return body + bytes((checksum(body),))
+
+
+def status_reply(board: int, hooks: int, infrared: int, lock: int = 0) -> bytes:
+    """The 9-byte status reply (for the simulator and tests)."""
+    body = bytes((STX, board << 4 | lock, REPLY_STATUS, hooks & 0xFF, hooks >> 8 & 0xFF,
+                  infrared & 0xFF, infrared >> 8 & 0xFF, ETX))
+    return body + bytes((checksum(body),))
+
+
+@dataclass(frozen=True)
+class BoardStatus:
+    """One status reply: bit ``i`` of ``hooks``/``infrared`` is lock ``i``."""
+    board: int
+    hooks: int
+    infrared: int
+
+
+def find_status(buffer: bytes, board: int) -> tuple[BoardStatus | None, str]:
+    """The status reply of ``board`` in ``buffer``, or None and why not
+    ("no reply", "garbage", "wrong checksum", "reply from board N")."""
+    why = "garbage" if buffer else "no reply"
+    at = buffer.find(STX)
+    while 0 <= at <= len(buffer) - REPLY_LEN:
+        frame = buffer[at:at + REPLY_LEN]
+        if frame[2] == REPLY_STATUS and frame[7] == ETX:
+            if checksum(frame[:8]) != frame[8]:
+                why = "wrong checksum"
+            elif frame[1] >> 4 != board:
+                why = f"reply from board {frame[1] >> 4}"
+            else:
+                return BoardStatus(board, frame[3] | frame[4] << 8, frame[5] | frame[6] << 8), ""
+        at = buffer.find(STX, at + 1)
+    return None, why
+
+
+class BusDown(Exception):
+    """The port failed (unplugged, gone): reopen it."""
+
+
+def _quiet(callback, *args):
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("kerong callback %s%r failed", getattr(callback, "__name__", callback),
+                      args)
+
+
+def open_serial(port, baudrate, timeout_s):
+    import serial
+    return serial.serial_for_url(port, baudrate=baudrate, bytesize=8, parity="N",
+                                 stopbits=1, timeout=timeout_s, write_timeout=timeout_s)
+
+
+class KerongBus:
+    """The KR-CU16 boards on one RS485 port.  ``locks`` maps compartment ->
+    (board, lock).  Callbacks (see :class:`~bibbox.locker.domain.ports.LockDriver`)
+    run on the bus thread; exceptions they raise are logged and ignored.
+    The constructor returns after every board was asked once (or the port
+    failed), so :meth:`read_all` has the doors."""
+
+    def __init__(self, name: str, port: str, locks: Mapping[int, tuple[int, int]], *,
+                 baudrate: int = 19200, poll_s: float = 0.09, timeout_s: float = 0.1,
+                 retries: int = 2, hook_open_level: int = 0, item_present_level: int = 1,
+                 pulse_s: float = 0.8, boards=(),
+                 on_fired: Callable[[int, float], object] = lambda c, s: None,
+                 on_released: Callable[[int], object] = lambda c: None,
+                 on_door_change: Callable[[int, bool], object] = lambda c, o: None,
+                 on_item: Callable[[int, bool], object] = lambda c, p: None,
+                 on_board: Callable[[str, bool, tuple], object] = lambda b, o, c: None,
+                 opener=open_serial):
+        self.name, self.port_name = name, port
+        self._locks = dict(locks)
+        self._by_board: dict[int, dict[int, int]] = {b: {} for b in boards}
+        for compartment, (board, lock) in self._locks.items():
+            self._by_board.setdefault(board, {})[lock] = compartment
+        self._baudrate, self._poll_s, self._timeout_s = baudrate, poll_s, timeout_s
+        self._tries = 1 + retries
+        self._hook_open, self._item_present = hook_open_level, item_present_level
+        self._pulse_s = pulse_s
+        self._on_fired, self._on_released = on_fired, on_released
+        self._on_door, self._on_item, self._on_board = on_door_change, on_item, on_board
+        self._opener = opener
+        self._cond = threading.Condition()
+        self._unlocks: deque[int] = deque()
+        self._releases: list[tuple[float, int]] = []
+        self._energised: set[int] = set()
+        self._next_poll = dict.fromkeys(self._by_board, 0.0)
+        self._online: dict[int, bool | None] = dict.fromkeys(self._by_board)
+        self._doors = dict.fromkeys(self._locks, UNKNOWN)
+        self._items: dict[int, bool] = {}
+        self.errors: dict[int, int] = dict.fromkeys(self._by_board, 0)
+        self._port = None
+        self._reopen_s = REOPEN_FIRST_S
+        self._closed = False
+        self._first_round = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"bibbox-kerong-{name}",
+                                        daemon=True)
+        self._thread.start()
+        bound = len(self._by_board) * self._tries * 2 * (timeout_s + 0.05) + 1.0
+        self._first_round.wait(bound)
+
+    # -- the port (LockDriver) ------------------------------------------------------
+    def pulse(self, compartment: int, seconds: float) -> None:
+        """Queue an unlock of ``compartment``; the board times the pulse, so
+        ``seconds`` only has to be positive.  Returns at once."""
+        if compartment not in self._locks:
+            raise HardwareError(f"no lock on bus {self.name!r} for compartment {compartment!r}")
+        if not seconds > 0:
+            raise ValueError(f"pulse length must be positive, not {seconds!r}")
+        with self._cond:
+            if self._closed:
+                raise HardwareError(f"bus {self.name!r} is closed")
+            if compartment in self._unlocks:
+                return
+            self._unlocks.append(compartment)
+            self._cond.notify()
+
+    def read(self, compartment: int) -> str:
+        if compartment not in self._doors:
+            raise HardwareError(f"no door on bus {self.name!r} for compartment {compartment!r}")
+        return self._doors[compartment]
+
+    def read_all(self) -> dict[int, str]:
+        return dict(self._doors)
+
+    def items(self) -> dict[int, bool]:
+        return dict(self._items)
+
+    def health(self) -> dict[str, bool]:
+        return {board_id(self.name, b): bool(online) for b, online in self._online.items()}
+
+    def states(self) -> dict[int, bool]:
+        """True for a lock the board is holding open (reported, not read)."""
+        with self._cond:
+            return {c: c in self._energised for c in self._locks}
+
+    def all_off(self) -> None:
+        """Drop queued unlocks.  Sends nothing: a board's pulse ends by itself."""
+        with self._cond:
+            if self._unlocks:
+                log.warning("bus %s: dropped queued unlocks of %s", self.name, list(self._unlocks))
+            self._unlocks.clear()
+
+    def close(self) -> None:
+        """Stop the thread and close the port, sending nothing.  Idempotent."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._unlocks.clear()
+            self._cond.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(JOIN_TIMEOUT_S)
+        self._close_port()
+        for compartment in sorted(self._energised):
+            _quiet(self._on_released, compartment)
+        self._energised.clear()
+
+    # -- the bus thread ---------------------------------------------------------------
+    def _run(self):
+        try:
+            while True:
+                with self._cond:
+                    if self._closed:
+                        return
+                    job = self._next_job()
+                    if job is None:
+                        self._cond.wait(self._idle_wait())
+                        continue
+                try:
+                    job()
+                except BusDown as exc:
+                    self._bus_down(exc)
+        except BaseException:
+            log.critical("bus %s: thread failed; its boards stop being polled", self.name,
+                         exc_info=True)
+        finally:
+            self._first_round.set()
+
+    def _next_job(self):
+        """The next thing to do (lock held), or None to wait."""
+        now = time.monotonic()
+        if self._port is None:
+            if now < self._reopen_at:
+                return None
+            return self._open
+        if self._releases and self._releases[0][0] <= now:
+            compartment = heapq.heappop(self._releases)[1]
+            self._energised.discard(compartment)
+            return lambda: _quiet(self._on_released, compartment)
+        if self._unlocks:
+            compartment = self._unlocks.popleft()
+            return lambda: self._unlock(compartment)
+        board = min(self._next_poll, key=self._next_poll.get, default=None)
+        if board is not None and self._next_poll[board] <= now:
+            return lambda: self._poll(board)
+        return None
+
+    _reopen_at = 0.0
+
+    def _idle_wait(self):
+        times = [t for t, _ in self._releases[:1]]
+        times.append(self._reopen_at if self._port is None else
+                     min(self._next_poll.values(), default=time.monotonic() + 60))
+        return max(0.0, min(times) - time.monotonic())
+
+    def _open(self):
+        try:
+            self._port = self._opener(self.port_name, self._baudrate, self._timeout_s)
+        except Exception as exc:
+            self._bus_down(exc)
+            return
+        self._reopen_s = REOPEN_FIRST_S
+        log.info("bus %s: %s open", self.name, self.port_name)
+
+    def _bus_down(self, exc):
+        self._close_port()
+        log.error("bus %s: port %s failed (%s); reopening in %.1f s", self.name,
+                  self.port_name, exc, self._reopen_s)
+        with self._cond:
+            self._reopen_at = time.monotonic() + self._reopen_s
+            self._reopen_s = min(self._reopen_s * 2, REOPEN_MAX_S)
+            for board in self._next_poll:
+                self._next_poll[board] = 0.0
+        for board in list(self._online):
+            self._set_online(board, False)
+        self._first_round.set()
+
+    def _close_port(self):
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:
+                log.debug("bus %s: closing the port failed", self.name, exc_info=True)
+
+    def _poll(self, board):
+        online = self._online[board] is not False
+        status = self._exchange(board, 0, CMD_STATUS, self._tries if online else 1)
+        now = time.monotonic()
+        with self._cond:
+            if status is None:
+                self._next_poll[board] = now + OFFLINE_POLL_S
+            else:                    # keep the period; a bus that falls behind polls at once
+                due = self._next_poll[board] + self._poll_s
+                self._next_poll[board] = due if due > now else now + self._poll_s
+        if status is not None:
+            self._take(status)
+        else:
+            self._set_online(board, False)
+        if all(v is not None for v in self._online.values()):
+            self._first_round.set()
+
+    def _unlock(self, compartment):
+        board, lock = self._locks[compartment]
+        status = self._exchange(board, lock, CMD_UNLOCK, self._tries)
+        if status is None:
+            log.error("bus %s: board %d did not confirm the unlock of lock %d (compartment %d)",
+                      self.name, board, lock, compartment)
+            self._set_online(board, False)
+            return
+        log.info("bus %s: board %d unlocked lock %d (compartment %d)", self.name, board, lock,
+                 compartment)
+        with self._cond:
+            self._energised.add(compartment)
+            heapq.heappush(self._releases, (time.monotonic() + self._pulse_s, compartment))
+        _quiet(self._on_fired, compartment, self._pulse_s)
+        self._take(status)
+
+    def _exchange(self, board, lock, command, tries):
+        """Send one request, up to ``tries`` times; its board's status or None.
+        Raises BusDown if the port fails."""
+        frame = request(board, lock, command)
+        why = ""
+        for attempt in range(tries):
+            port = self._port
+            if port is None:
+                raise BusDown("port closed")
+            try:
+                port.reset_input_buffer()      # a late reply to an earlier request
+                port.write(frame)
+                buffer = port.read(REPLY_LEN)
+                status, why = find_status(buffer, board)
+                while status is None and buffer and len(buffer) < MAX_GARBAGE and why != "no reply":
+                    more = port.read(REPLY_LEN)
+                    if not more:
+                        break
+                    buffer += more
+                    status, why = find_status(buffer, board)
+            except Exception as exc:
+                raise BusDown(exc) from exc
+            if status is not None:
+                return status
+            self.errors[board] = self.errors.get(board, 0) + 1
+            log.warning("bus %s: board %d, %s (try %d of %d)", self.name, board, why,
+                        attempt + 1, tries)
+        return None
+
+    def _take(self, status):
+        """A valid status reply: the board is online, its doors and items are news."""
+        self._set_online(status.board, True)
+        for lock, compartment in self._by_board.get(status.board, {}).items():
+            hook = status.hooks >> lock & 1
+            state = OPEN if hook == self._hook_open else CLOSED
+            if self._doors[compartment] != state:
+                self._doors[compartment] = state
+                _quiet(self._on_door, compartment, state == OPEN)
+            present = (status.infrared >> lock & 1) == self._item_present
+            if self._items.get(compartment) != present:
+                self._items[compartment] = present
+                _quiet(self._on_item, compartment, present)
+
+    def _set_online(self, board, online):
+        if self._online.get(board) is online:
+            return
+        self._online[board] = online
+        compartments = tuple(sorted(self._by_board.get(board, {}).values()))
+        if not online:
+            for compartment in compartments:
+                self._doors[compartment] = UNKNOWN
+                self._items.pop(compartment, None)
+            log.error("bus %s: board %d is offline; its doors are unknown", self.name, board)
+        else:
+            log.info("bus %s: board %d answers", self.name, board)
+        _quiet(self._on_board, board_id(self.name, board), online, compartments)

@@ -1,0 +1,217 @@
+"""KR-CU16 lock boards: frames byte for byte against the pty simulator,
+polling, a board going silent and back, and every kind of bad input."""
+
+import threading
+
+import pytest
+
+from bibbox.hal import kerong
+from bibbox.hal.kerong import KerongBus, find_status, request, status_reply
+from bibbox.hal.kerong_sim import SimulatedKerongBus
+from tests.domain_helpers import wait_until
+
+LOCKS = {1: (0, 0), 2: (0, 1), 16: (0, 15), 17: (1, 0), 18: (1, 7), 33: (2, 3)}
+
+
+class Events:
+    """Every callback of the driver, in order."""
+
+    def __init__(self):
+        self.items, self._lock = [], threading.Lock()
+
+    def add(self, *event):
+        with self._lock:
+            self.items.append(event)
+
+    def of(self, kind):
+        with self._lock:
+            return [e[1:] for e in self.items if e[0] == kind]
+
+    def callbacks(self):
+        return dict(on_fired=lambda c, s: self.add("fired", c),
+                    on_released=lambda c: self.add("released", c),
+                    on_door_change=lambda c, o: self.add("door", c, o),
+                    on_item=lambda c, p: self.add("item", c, p),
+                    on_board=lambda b, o, cs: self.add("board", b, o, cs))
+
+
+@pytest.fixture
+def sim():
+    bus = SimulatedKerongBus([0, 1, 2], slow_s=1.0)     # "slow" is well past the timeout
+    yield bus
+    bus.close()
+
+
+@pytest.fixture
+def events():
+    return Events()
+
+
+@pytest.fixture
+def driver(sim, events):
+    bus = KerongBus("a", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, retries=1,
+                    pulse_s=0.2, **events.callbacks())
+    yield bus
+    bus.close()
+
+
+# -- frames -------------------------------------------------------------------------
+def test_frames_are_the_documented_bytes():
+    assert request(0, 0, 0x31) == bytes.fromhex("0200310336")
+    assert request(0, 0, 0x30) == bytes.fromhex("0200300335")
+    assert request(2, 5, 0x31) == bytes.fromhex("022531035b")
+    reply = status_reply(1, hooks=0x8001, infrared=0x0100)
+    assert reply == bytes((2, 0x10, 0x35, 0x01, 0x80, 0x00, 0x01, 3, sum(reply[:8]) & 0xFF))
+    status, why = find_status(reply, 1)
+    assert (status.hooks, status.infrared, why) == (0x8001, 0x0100, "")
+
+
+@pytest.mark.parametrize("buffer, why", [
+    (b"", "no reply"),
+    (b"\xff\x13\x37", "garbage"),
+    (status_reply(0, 0, 0)[:-1] + b"\x00", "wrong checksum"),
+    (status_reply(3, 0, 0), "reply from board 3"),
+])
+def test_bad_replies_are_named(buffer, why):
+    assert find_status(buffer, 0) == (None, why)
+
+
+def test_a_reply_after_garbage_is_found():
+    status, _ = find_status(b"\x02\x99\x02" + status_reply(0, 0xFFFF, 0), 0)
+    assert status.hooks == 0xFFFF
+
+
+def test_the_unlock_frame_reaches_the_bus_byte_for_byte(sim, driver, events):
+    driver.pulse(17, 0.5)
+    wait_until(lambda: (17,) in events.of("fired"), what="the unlock acknowledged")
+    assert request(1, 0, 0x31) in sim.requests
+    assert sim.unlocks() == [(1, 0)]          # no other lock was ever asked to open
+    wait_until(lambda: (17, True) in events.of("door"), what="the door springing open")
+    wait_until(lambda: (17,) in events.of("released"), what="the pulse reported over")
+    assert set(sim.requests) <= {request(b, lock, c) for b in range(3) for lock in range(16)
+                                 for c in (0x30, 0x31)}
+
+
+# -- polling ------------------------------------------------------------------------
+def test_every_board_is_polled_and_doors_start_known(sim, driver, events):
+    assert driver.read_all() == dict.fromkeys(LOCKS, "closed")
+    assert driver.health() == {"a/0": True, "a/1": True, "a/2": True}
+    wait_until(lambda: {r[1] >> 4 for r in sim.requests if r[2] == 0x30} == {0, 1, 2},
+               what="every board polled")
+    sim.set_door(0, 15, True)
+    wait_until(lambda: (16, True) in events.of("door"), what="the door change polled")
+    assert driver.read(16) == "open"
+    sim.set_door(0, 15, False)
+    wait_until(lambda: (16, False) in events.of("door")[-1:], what="the door closing")
+
+
+def test_item_sensors_are_reported(sim, driver, events):
+    wait_until(lambda: (33, False) in events.of("item"), what="the item state at start")
+    sim.set_item(2, 3, True)
+    wait_until(lambda: (33, True) in events.of("item"), what="an item seen")
+    assert driver.items()[33] is True
+
+
+def test_hook_polarity_is_configurable(events):
+    sim = SimulatedKerongBus([0], hook_open_level=1, item_present_level=0)
+    sim.set_door(0, 1, True)
+    sim.set_item(0, 0, True)
+    bus = KerongBus("b", sim.path, {1: (0, 0), 2: (0, 1)}, hook_open_level=1,
+                    item_present_level=0, poll_s=0.02, timeout_s=0.3, **events.callbacks())
+    try:
+        wait_until(lambda: bus.read_all() == {1: "closed", 2: "open"}, what="doors read")
+        assert bus.items() == {1: True, 2: False}
+    finally:
+        bus.close()
+        sim.close()
+
+
+# -- a board that goes silent, and comes back ------------------------------------------
+def test_a_silent_board_goes_offline_alone_and_comes_back(sim, driver, events):
+    sim.silent.add(1)
+    wait_until(lambda: ("a/1", False, (17, 18)) in events.of("board"), what="board 1 offline")
+    assert driver.read(17) == driver.read(18) == "unknown"
+    assert driver.health() == {"a/0": True, "a/1": False, "a/2": True}
+    sim.set_door(0, 0, True)                  # the others keep working
+    wait_until(lambda: (1, True) in events.of("door"), what="board 0 still polled")
+    driver.pulse(33, 0.5)
+    wait_until(lambda: (33,) in events.of("fired"), what="board 2 still unlocks")
+    sim.silent.clear()
+    wait_until(lambda: ("a/1", True, (17, 18)) in events.of("board"), what="board 1 back")
+    wait_until(lambda: driver.read(17) == "closed", what="its doors known again")
+
+
+@pytest.mark.parametrize("fault", ["garbage", "checksum", "address", "slow"])
+def test_bad_input_never_crashes_or_unlocks_and_is_retried(sim, driver, events, fault):
+    sim.faults[0] = fault
+    wait_until(lambda: ("a/0", False, (1, 2, 16)) in events.of("board"),
+               what=f"board 0 offline on {fault}")
+    assert driver.read(1) == "unknown"
+    assert driver.errors[0] >= 2                       # tried again before giving up
+    sim.set_door(1, 7, True)                           # another board is unaffected
+    wait_until(lambda: (18, True) in events.of("door"), what="board 1 still polled")
+    assert sim.unlocks() == [] and events.of("fired") == []
+    del sim.faults[0]
+    wait_until(lambda: events.of("board")[-1] == ("a/0", True, (1, 2, 16)),
+               what="board 0 back once it answers well")
+    wait_until(lambda: driver.read(1) == "closed", what="its doors known again")
+
+
+def test_an_unplugged_bus_is_reopened(sim, driver, events):
+    sim.unplug()
+    wait_until(lambda: {b for b, online, _ in events.of("board") if not online}
+               == {"a/0", "a/1", "a/2"}, what="every board offline")
+    assert set(driver.read_all().values()) == {"unknown"}
+    sim.replug()
+    wait_until(lambda: all(driver.health().values()), what="the port reopened")
+    assert set(driver.read_all().values()) == {"closed"}
+    driver.pulse(2, 0.5)
+    wait_until(lambda: (2,) in events.of("fired"), what="an unlock after the replug")
+
+
+def test_a_missing_port_at_start_is_an_offline_bus_not_a_crash(tmp_path, events):
+    bus = KerongBus("c", str(tmp_path / "nothing"), {1: (0, 0)}, **events.callbacks())
+    try:
+        assert bus.read_all() == {1: "unknown"}
+        assert ("c/0", False, (1,)) in events.of("board")
+    finally:
+        bus.close()
+
+
+# -- safety -------------------------------------------------------------------------
+def test_all_off_and_close_send_nothing(sim, driver):
+    driver.all_off()
+    before = len(sim.requests)
+    driver.close()
+    assert all(r[2] == 0x30 for r in sim.requests[before:])
+    assert sim.unlocks() == []
+
+
+def test_unknown_compartments_and_bad_lengths_are_refused(driver):
+    from bibbox.locker.domain.errors import HardwareError
+    with pytest.raises(HardwareError):
+        driver.pulse(99, 0.5)
+    with pytest.raises(ValueError):
+        driver.pulse(1, 0)
+
+
+def test_a_failing_callback_does_not_stop_the_bus(sim):
+    calls = []
+
+    def explode(compartment, is_open):
+        calls.append(compartment)
+        raise RuntimeError("boom")
+
+    bus = KerongBus("d", sim.path, {1: (0, 0)}, poll_s=0.02, timeout_s=0.3,
+                    on_door_change=explode)
+    try:
+        wait_until(lambda: calls, what="the first report (closed)")
+        sim.set_door(0, 0, True)
+        wait_until(lambda: bus.read(1) == "open", what="the bus still polling")
+        assert len(calls) >= 2 and set(calls) == {1}
+    finally:
+        bus.close()
+
+
+def test_the_module_keeps_no_timer_per_door():
+    assert "Timer" not in open(kerong.__file__).read()
