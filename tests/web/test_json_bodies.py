@@ -21,7 +21,8 @@ def post_raw(client, url, text, headers=None):
 def json_post_rules(app, prefix):
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods and rule.rule.startswith(prefix):
-            yield rule.rule.replace("<int:n>", "1")
+            yield (rule.rule.replace("<int:n>", "1").replace("<int:board>", "0")
+                   .replace("<name>", "rs485"))
 
 
 @pytest.mark.parametrize("text", [DEEP, DEEP_OBJECT], ids=["array", "object"])
