@@ -11,7 +11,8 @@ been stable for the whole window, which adds the window to every door change.
 Here no bounce time reaches gpiozero: the first edge of a change is reported
 at once, the bounces inside the window after it are ignored, and at the end of
 the window the level is read again, so a door that settled the other way is
-still reported.  Debouncing adds no latency, and an idle door starts no timer.
+still reported.  Debouncing adds no latency; one thread per bank of sensors
+reads the doors whose window ended, and it sleeps while no window is open.
 """
 
 import logging
@@ -56,8 +57,9 @@ class DoorSensors:
         self._bounce_s = bounce_s or 0.0
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        self._windows_changed = threading.Condition(self._lock)
         self._quiet_until = {}        # compartment -> end of its bounce window
-        self._settle_timers = {}      # compartment -> Timer reading the level at that end
+        self._settler = None          # the thread that reads doors when windows end
         self._closed = False
         self._devices = {}
         try:
@@ -100,15 +102,21 @@ class DoorSensors:
         """Stop callbacks and release the pins; afterwards every door reads "unknown".  Idempotent."""
         with self._lock:
             self._closed = True
-            timers = list(self._settle_timers.values())
-            self._settle_timers.clear()
-        for timer in timers:
-            timer.cancel()
+            self._quiet_until.clear()
+            self._windows_changed.notify_all()
+            settler = self._settler
+        if settler is not None and settler is not threading.current_thread():
+            settler.join(1.0)
         for compartment, device in self._devices.items():
             try:
                 device.close()
             except Exception:
                 log.exception("door sensor of compartment %s could not be released", compartment)
+
+    def settling(self) -> bool:
+        """True while some door's bounce window is still open."""
+        with self._lock:
+            return bool(self._quiet_until)
 
     def _changed(self, compartment, is_open):
         """An edge from gpiozero: report it at once unless it is a bounce."""
@@ -121,33 +129,50 @@ class DoorSensors:
             if self._last.get(compartment) == state:
                 return
             self._last[compartment] = state
-            self._start_window(compartment)
+            self._open_window(compartment)
         self._report(compartment, is_open)
 
-    def _start_window(self, compartment):
-        """Ignore edges for ``bounce_s``, then read the level once (lock held)."""
+    def _open_window(self, compartment):
+        """Ignore this door's edges for ``bounce_s``; the settler reads its
+        level when the window ends (lock held)."""
         if not self._bounce_s:
             return
         self._quiet_until[compartment] = self._monotonic() + self._bounce_s
-        timer = threading.Timer(self._bounce_s, self._window_ended, (compartment,))
-        timer.name = f"door-{compartment}-settle"
-        timer.daemon = True
-        old = self._settle_timers.get(compartment)
-        self._settle_timers[compartment] = timer
-        if old is not None:
-            old.cancel()
-        timer.start()
+        if self._settler is None:
+            self._settler = threading.Thread(target=self._settle_loop, name="door-settle",
+                                             daemon=True)
+            self._settler.start()
+        self._windows_changed.notify()
+
+    def _settle_loop(self):
+        """Wait for the earliest window to end, read those doors, repeat;
+        asleep (no timeout) while no window is open."""
+        while True:
+            with self._lock:
+                while not self._closed:
+                    if not self._quiet_until:
+                        self._windows_changed.wait()
+                        continue
+                    now = self._monotonic()
+                    ended = [c for c, end in self._quiet_until.items() if end <= now]
+                    if ended:
+                        break
+                    self._windows_changed.wait(min(self._quiet_until.values()) - now)
+                if self._closed:
+                    return
+                for compartment in ended:
+                    del self._quiet_until[compartment]
+            for compartment in ended:
+                self._window_ended(compartment)
 
     def _window_ended(self, compartment):
         """The bounce window is over: if the door settled the other way, report it."""
         state = self.read(compartment)
         with self._lock:
-            self._settle_timers.pop(compartment, None)
-            self._quiet_until.pop(compartment, None)
             if self._closed or state == UNKNOWN or self._last.get(compartment) == state:
                 return
             self._last[compartment] = state
-            self._start_window(compartment)
+            self._open_window(compartment)
         self._report(compartment, state == OPEN)
 
     def _report(self, compartment, is_open):

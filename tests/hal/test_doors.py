@@ -130,12 +130,12 @@ def test_a_bouncing_change_is_reported_once_on_its_leading_edge(factory, make_se
     sensors = make_sensors({1: DoorSpec(5)}, bounce_s=0.2)
     pin = factory.pin(5)
     pin.drive_low()                       # settle: door closed
-    wait_for(lambda: not sensors._settle_timers)
+    wait_for(lambda: not sensors.settling())
     changes.clear()
     bounce(pin, final_low=False)          # opens, chattering
     # reported inside the first drive_*: no wait for the window
     assert changes == [(1, True)]
-    wait_for(lambda: not sensors._settle_timers)
+    wait_for(lambda: not sensors.settling())
     assert changes == [(1, True)]         # the bounces were not reported
 
 
@@ -144,7 +144,7 @@ def test_a_door_that_settles_the_other_way_inside_the_window_is_reported(
     sensors = make_sensors({1: DoorSpec(5)}, bounce_s=0.1)
     pin = factory.pin(5)
     pin.drive_low()
-    wait_for(lambda: not sensors._settle_timers)
+    wait_for(lambda: not sensors.settling())
     changes.clear()
     pin.drive_high()                      # opened...
     pin.drive_low()                       # ...and shut again within the window
@@ -160,7 +160,7 @@ def test_without_a_bounce_window_every_change_is_reported_and_no_timer_starts(
     changes.clear()
     pin.drive_high()
     pin.drive_low()
-    assert changes == [(1, True), (1, False)] and not sensors._settle_timers
+    assert changes == [(1, True), (1, False)] and not sensors.settling()
 
 
 def test_no_bounce_time_reaches_the_backend(factory, make_sensors):
