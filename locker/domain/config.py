@@ -15,7 +15,8 @@ import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 
-from bibbox.locker.domain.errors import ConfigError
+from bibbox.locker.domain import free_text
+from bibbox.locker.domain.errors import CommandError, ConfigError
 
 # Facts shared with adapters; kept here so the domain need not import them.
 # gpiozero's names; "auto" follows gpiozero's detection (lgpio, then rpigpio).
@@ -25,7 +26,7 @@ READER_FRAMINGS = ("barcode", "magstripe", "rdm6300")
 KEYPAD_KINDS = ("none", "serial", "matrix")
 VERIFIERS = ("local", "central", "sip2", "fbs")
 OFFLINE_POLICIES = ("deny", "pickup-code")
-LANGUAGES = ("da", "en")
+LANGUAGES = ("da", "en", "de", "pl", "uk", "ar")   # the kiosk's catalogues
 HARD_MAX_PULSE_S = 5.0
 
 
@@ -49,6 +50,10 @@ class LockerSection:
     simulated: bool = _opt(False, doc="virtual doors and /sim endpoints (demo)")
     timezone: str = _opt("Europe/Copenhagen",
                          doc="local days: pickup deadlines end at local midnight")
+    help_phone: str = _opt("", doc="the library's phone number, shown on every kiosk "
+                           "denial and error screen (free text)")
+    help_hours: str = _opt("", doc="the library's opening hours, shown with help_phone "
+                           "(free text)")
 
 
 @dataclass(frozen=True)
@@ -361,6 +366,7 @@ def _cross_check(sections, compartments, problems):
         elif len(set(sizes)) != len(sizes):
             problems.append("holds.sizes: a size is listed twice")
     _check_proxy(sections.get("web"), problems)
+    _check_help_texts(sections.get("locker"), problems)
     pins = {}
 
     def claim(pin, owner):
@@ -402,6 +408,16 @@ def _cross_check(sections, compartments, problems):
     _check_library(sections.get("verifier"), sections.get("library"), problems)
     if reader is not None and reader.framing == "barcode" and not reader.suffix:
         problems.append("reader.suffix: a barcode reader needs a line terminator")
+
+
+def _check_help_texts(locker, problems):
+    """The kiosk's help texts are free text shown outdoors: no CPR numbers."""
+    for key in ("help_phone", "help_hours"):
+        try:
+            free_text.clean(getattr(locker, key, ""), f"locker.{key}",
+                            policy=free_text.REFUSE, max_len=200, required=False)
+        except CommandError as exc:
+            problems.append(f"locker.{key}: {exc}")
 
 
 def _check_library(verifier, library, problems):
