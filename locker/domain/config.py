@@ -83,6 +83,12 @@ class TimingSection:
     flap_edges: int = _opt(12, lo=4, hi=1000)
     flap_window_s: float = _opt(10.0, lo=1.0, hi=600.0)
     kiosk_idle_s: float = _opt(45.0, lo=10.0, hi=600.0)
+    close_door_s: float = _opt(45.0, lo=10.0, hi=600.0,
+                               doc="kiosk: the countdown to close an open door; at zero "
+                               "the receipt shows (the held-open alarm is door_held_open_s)")
+    reopen_window_s: float = _opt(60.0, lo=0.0, hi=300.0,
+                                  doc="after the doors close, the same card opens them "
+                                  "again this long (forgotten items); 0 turns it off")
     pin_tries: int = _opt(3, lo=1, hi=10)
     pin_block_minutes: float = _opt(15.0, lo=1.0, hi=1440.0)
     expiry_check_s: float = _opt(60.0, lo=1.0, hi=3600.0)

@@ -266,6 +266,7 @@
   function renderReminders(v) {
     var open = openDoors(v);
     show($("close-prompt"), v.screen === "opening" && open.length > 0);
+    show($("opening-help"), !open.length);      // the prompt says it once, louder
     var reminder = $("receipt-close");
     setText(reminder, open.length ? text("receipt_close", { doors: open.join(", ") }) : "");
     reminder.setAttribute("data-doors", open.join(","));
