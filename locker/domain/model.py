@@ -120,6 +120,7 @@ class EventType(str, Enum):
     PICKUP_DENIED = "pickup.denied"
     COMPARTMENT_SERVICE = "compartment.service"
     MANUAL_OPEN = "door.manual_open"     # staff or central opened a door by hand
+    RECEIPT_ISSUED = "receipt.issued"    # a patron's receipt: items and due dates, no card
 
 
 @dataclass(frozen=True)

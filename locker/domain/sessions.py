@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from bibbox.locker.domain import patrons
-from bibbox.locker.domain.errors import CardFormatError, CommandError
+from bibbox.locker.domain.errors import CardFormatError, CommandError, StoreError
 from bibbox.locker.domain.identity import CardNumber, Pin, constant_time_equal
 from bibbox.locker.domain.model import EventType, Item
 
@@ -54,6 +54,7 @@ class PatronSession:
     card: CardNumber | None = field(default=None, repr=False)
     reopen_until: float | None = None     # monotonic; the same card re-opens until then
     taken: set = field(default_factory=set)  # compartments opened and closed: collected
+    receipt_issued: bool = False          # receipt.issued written (once per session)
 
     def receipt_items(self):
         """The items the patron is getting: none from a door that jammed."""
@@ -309,7 +310,26 @@ class Sessions:
             closed = any(v == "closed" for v in s.compartments.values())
             s.reopen_until = now + window if window and closed else None
             s.deadline = now + max(self.timing.kiosk_idle_s, window if closed else 0.0)
+            self._issue_receipt(s)
         self.dirty(kiosk=True)
+
+    def _issue_receipt(self, s):
+        """Write ``receipt.issued`` once per session: what the patron took,
+        with titles and due dates, for central to mail (the patron by keyed
+        hash, never a card number).  A refused write loses only the event:
+        the receipt stays on the screen."""
+        items = s.receipt_items()
+        if s.receipt_issued or not items:
+            return
+        s.receipt_issued = True
+        data = {"patron_hash": s.patron_hash,
+                "compartments": sorted(s.taken),
+                "items": [i.as_dict() for i in items]}
+        try:
+            with self.store.unit() as unit:
+                unit.event(EventType.RECEIPT_ISSUED, data)
+        except StoreError:
+            log.warning("receipt.issued could not be stored; the screen shows the receipt")
 
     def verdict_of(self, session_id):
         """The verdict of the session ``session_id`` if it is the current one."""
@@ -381,6 +401,7 @@ class Sessions:
         if s.screen == SCREEN_OPENING:
             s.screen = SCREEN_RECEIPT
             s.deadline = now + self.timing.kiosk_idle_s
+            self._issue_receipt(s)
             self.dirty(kiosk=True)
         else:
             self.end("timeout")
