@@ -7,17 +7,50 @@
 - ``POST /api/kiosk/action`` ``{"action": "cancel"|"extend"}``.
 
 Loopback only.  The PIN is handed to the controller and never logged.
+
+The page's texts are the catalogues in ``web/static/i18n/<code>.json``, one
+per language (``_name``: the language named in itself, ``_dir``: ``ltr`` or
+``rtl``); every catalogue in that folder is offered, so a library adds a
+language by adding a file.  The page embeds them as JSON data.
 """
+
+import json
+import os
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
+from bibbox.locker.domain import free_text
 from bibbox.locker.domain.errors import CommandError
 from bibbox.locker.domain.messages import KioskAction, PickupCodeEntered, PinEntered
 
 from bibbox.web.http import is_loopback, json_body
 
 LONG_POLL_S = 20.0
+CATALOGUE_DIR = os.path.join(os.path.dirname(__file__), "static", "i18n")
+FIRST_LANGUAGES = ("da", "en")      # then the others by code
 kiosk = Blueprint("kiosk", __name__)
+
+
+def catalogues():
+    """Every kiosk catalogue: ``{code: {key: text}}``, Danish and English
+    first.  Read on each page load, so a new file needs no restart."""
+    codes = sorted((name[:-5] for name in os.listdir(CATALOGUE_DIR)
+                    if name.endswith(".json")),
+                   key=lambda c: (c not in FIRST_LANGUAGES,
+                                  FIRST_LANGUAGES.index(c) if c in FIRST_LANGUAGES else 0, c))
+    out = {}
+    for code in codes:
+        with open(os.path.join(CATALOGUE_DIR, code + ".json"), encoding="utf-8") as fh:
+            out[code] = json.load(fh)
+    return out
+
+
+def help_contact(cfg):
+    """The library's phone number and opening hours for the help box, as
+    free text (masked if CPR-shaped, normalised)."""
+    return {key: free_text.clean(getattr(cfg.locker, key), f"locker.{key}",
+                                 policy=free_text.MASK_IT, max_len=200, required=False)
+            for key in ("help_phone", "help_hours")}
 
 
 def _controller():
@@ -35,9 +68,15 @@ def loopback_only():
 @kiosk.get("/")
 def page():
     cfg = current_app.extensions["bibbox"]["cfg"]
-    return render_template("kiosk.html", language=cfg.locker.language,
+    texts = catalogues()
+    language = cfg.locker.language if cfg.locker.language in texts else "da"
+    return render_template("kiosk.html", language=language,
+                           direction=texts[language].get("_dir", "ltr"),
                            locker_name=cfg.locker.name,
-                           simulated=cfg.locker.simulated)
+                           simulated=cfg.locker.simulated,
+                           languages=[(code, t.get("_name", code), t.get("_dir", "ltr"))
+                                      for code, t in texts.items()],
+                           catalogues=texts, help=help_contact(cfg))
 
 
 @kiosk.get("/api/kiosk")

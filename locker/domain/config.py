@@ -15,8 +15,9 @@ import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 
+from bibbox.locker.domain import free_text
 from bibbox.locker.domain.buses import BUS_KINDS, KERONG_LOCKS, NO_CHANNEL, check_buses
-from bibbox.locker.domain.errors import ConfigError
+from bibbox.locker.domain.errors import CommandError, ConfigError
 
 # Facts shared with adapters; kept here so the domain need not import them.
 # gpiozero's names; "auto" follows gpiozero's detection (lgpio, then rpigpio).
@@ -26,7 +27,7 @@ READER_FRAMINGS = ("barcode", "magstripe", "rdm6300")
 KEYPAD_KINDS = ("none", "serial", "matrix")
 VERIFIERS = ("local", "central", "sip2", "fbs")
 OFFLINE_POLICIES = ("deny", "pickup-code")
-LANGUAGES = ("da", "en")
+LANGUAGES = ("da", "en", "de", "pl", "uk", "ar")   # the kiosk's catalogues
 HARD_MAX_PULSE_S = 5.0
 
 
@@ -50,6 +51,10 @@ class LockerSection:
     simulated: bool = _opt(False, doc="virtual doors and /sim endpoints (demo)")
     timezone: str = _opt("Europe/Copenhagen",
                          doc="local days: pickup deadlines end at local midnight")
+    help_phone: str = _opt("", doc="the library's phone number, shown on every kiosk "
+                           "denial and error screen (free text)")
+    help_hours: str = _opt("", doc="the library's opening hours, shown with help_phone "
+                           "(free text)")
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,12 @@ class TimingSection:
     flap_edges: int = _opt(12, lo=4, hi=1000)
     flap_window_s: float = _opt(10.0, lo=1.0, hi=600.0)
     kiosk_idle_s: float = _opt(45.0, lo=10.0, hi=600.0)
+    close_door_s: float = _opt(45.0, lo=10.0, hi=600.0,
+                               doc="kiosk: the countdown to close an open door; at zero "
+                               "the receipt shows (the held-open alarm is door_held_open_s)")
+    reopen_window_s: float = _opt(60.0, lo=0.0, hi=300.0,
+                                  doc="after the doors close, the same card opens them "
+                                  "again this long (forgotten items); 0 turns it off")
     pin_tries: int = _opt(3, lo=1, hi=10)
     pin_block_minutes: float = _opt(15.0, lo=1.0, hi=1440.0)
     expiry_check_s: float = _opt(60.0, lo=1.0, hi=3600.0)
@@ -430,6 +441,7 @@ def _cross_check(sections, compartments, problems):
         elif len(set(sizes)) != len(sizes):
             problems.append("holds.sizes: a size is listed twice")
     _check_proxy(sections.get("web"), problems)
+    _check_help_texts(sections.get("locker"), problems)
     pins = {}
 
     def claim(pin, owner):
@@ -471,6 +483,16 @@ def _cross_check(sections, compartments, problems):
     _check_library(sections.get("verifier"), sections.get("library"), problems)
     if reader is not None and reader.framing == "barcode" and not reader.suffix:
         problems.append("reader.suffix: a barcode reader needs a line terminator")
+
+
+def _check_help_texts(locker, problems):
+    """The kiosk's help texts are free text shown outdoors: no CPR numbers."""
+    for key in ("help_phone", "help_hours"):
+        try:
+            free_text.clean(getattr(locker, key, ""), f"locker.{key}",
+                            policy=free_text.REFUSE, max_len=200, required=False)
+        except CommandError as exc:
+            problems.append(f"locker.{key}: {exc}")
 
 
 def _check_library(verifier, library, problems):

@@ -34,7 +34,7 @@ from bibbox.locker.domain.identity import pseudonym
 from bibbox.locker.domain.model import AlarmKind, Compartment, DoorState, EventType, OpenPurpose
 from bibbox.locker.domain.ports import (Clock, Hasher, Post, Publish, Relays, Sealer, Store,
                                         Verifier)
-from bibbox.locker.domain.sessions import Sessions
+from bibbox.locker.domain.sessions import Reopen, Sessions
 from bibbox.locker.domain import views
 
 log = logging.getLogger("bibbox.locker")
@@ -255,9 +255,11 @@ class Locker:
     # -- the patron ----------------------------------------------------------------------
     def card_read(self, message: msg.CardRead):
         """A card was read (reader or keypad)."""
-        self._sessions.card_read(self.hasher.patron(message.card),
-                                 storage_down=self._alarms.is_raised(AlarmKind.STORAGE_ERROR),
-                                 card=message.card)
+        answer = self._sessions.card_read(
+            self.hasher.patron(message.card),
+            storage_down=self._alarms.is_raised(AlarmKind.STORAGE_ERROR), card=message.card)
+        if isinstance(answer, Reopen):
+            self._guarded(self._reopen_for_patron, answer)
 
     def pin_entered(self, message: msg.PinEntered):
         check = self._sessions.pin_entered(message.text)
@@ -297,6 +299,18 @@ class Locker:
         if ticket is not None:
             self._loan_tickets[pickup.session_id] = ticket
         self._sessions.pickup_started()
+
+    def _reopen_for_patron(self, reopen):
+        """The same card within the reopen window: open the patron's doors
+        again, written ahead and audited like any opening."""
+        to_open = [n for n in reopen.compartments if n in self.compartments and
+                   not self.compartments[n].out_of_service and n not in self.openings]
+        if not to_open:
+            return
+        patron = pseudonym(reopen.patron_hash)
+        self._doors.open(to_open, OpenPurpose.PICKUP, session=reopen.session_id,
+                         actor=patron, reason="patron reopen", patron=patron)
+        self._sessions.reopen_started(to_open)
 
     # -- the hardware ---------------------------------------------------------------------
     def reader_online_changed(self, message: msg.ReaderOnline):

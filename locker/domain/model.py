@@ -129,6 +129,7 @@ class EventType(str, Enum):
     LOAN_FAILED = "loan.failed"          # refused, or waited past the bound, or no identity
     ITEM_CHECKED_IN = "item.checked_in"  # loaded or unloaded item checked in
     LIBRARY_STATUS = "library.status"    # the library system reachable or not
+    RECEIPT_ISSUED = "receipt.issued"    # a patron's receipt: items and due dates, no card
 
 
 @dataclass(frozen=True)

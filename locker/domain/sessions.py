@@ -4,6 +4,13 @@
 decides what the patron sees and, once a patron may open doors, returns a
 :class:`Pickup` for the locker to carry out: the doors are not its to open.
 It writes only its own facts: the wrong-PIN counter and pickup denials.
+
+A door left open: the opening screen counts down ``timing.close_door_s``
+from the moment a door opens, and at zero shows the receipt (which reminds
+the patron of each door still open).  Once every door is closed, the same
+card shown again within ``timing.reopen_window_s`` returns a :class:`Reopen`
+of the compartments that opened, so a patron who closed a door too early can
+take what they forgot; the holds were collected when the doors closed.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 from bibbox.locker.domain import patrons
-from bibbox.locker.domain.errors import CardFormatError, CommandError
+from bibbox.locker.domain.errors import CardFormatError, CommandError, StoreError
 from bibbox.locker.domain.identity import CardNumber, Pin, constant_time_equal
 from bibbox.locker.domain.model import EventType, Item, LoanTicket
 
@@ -48,12 +55,16 @@ class PatronSession:
     # The card sealed for the loans of what this patron collects (library
     # systems only); made from ``card`` before the card is let go.
     loan: LoanTicket | None = field(default=None, repr=False)
+    reopen_until: float | None = None     # monotonic; the same card re-opens until then
+    taken: set = field(default_factory=set)  # compartments opened and closed: collected
+    receipt_issued: bool = False          # receipt.issued written (once per session)
 
     def receipt_items(self):
         """The items the patron is getting: none from a door that jammed."""
         if self.verdict is None:
             return []
-        jammed = {n for n, status in self.compartments.items() if status == "jammed"}
+        jammed = {n for n, status in self.compartments.items()
+                  if status == "jammed" and n not in self.taken}
         due_for, default = self.verdict.due or {}, self.verdict.default_due
         return [Item(i.barcode, i.title, due_for.get(i.barcode, default))
                 for i in self.items if self.item_compartment.get(i.barcode) not in jammed]
@@ -66,6 +77,15 @@ class Pickup:
     patron_hash: str
     holds: list
     verdict: patrons.Verdict
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """The patron of ``session_id`` showed the card again in the reopen
+    window: open ``compartments`` (theirs, closed again) once more."""
+    session_id: str
+    patron_hash: str
+    compartments: list
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,8 @@ class Sessions:
     # -- card and PIN -------------------------------------------------------------
     def card_read(self, patron_hash, storage_down, card=None):
         """A card was read.  ``storage_down``: the database refuses writes.
-        ``card`` is kept in the session (memory only) for the verifier."""
+        ``card`` is kept in the session (memory only) for the verifier.
+        A :class:`Reopen` when it is the same card within the reopen window."""
         now = self.clock.monotonic()
         s = self.session
         if s and s.screen in (SCREEN_VERIFYING, SCREEN_OPENING):
@@ -103,6 +124,10 @@ class Sessions:
         if storage_down:
             self.session = PatronSession(uuid.uuid4().hex, patron_hash, SCREEN_DENIED, now)
             return self._show_unavailable(self.session)   # nothing could be recorded
+        if s and s.screen == SCREEN_RECEIPT and s.patron_hash == patron_hash and \
+                s.reopen_until is not None and now < s.reopen_until:
+            return Reopen(s.id, s.patron_hash,
+                          sorted(n for n, st in s.compartments.items() if st == "closed"))
         count, blocked_until = self.store.pin_failures(patron_hash)
         if blocked_until is not None and blocked_until > self.clock.wall():
             minutes = int((blocked_until - self.clock.wall()) // 60) + 1
@@ -285,20 +310,55 @@ class Sessions:
             self.timing.kiosk_idle_s
         self.dirty(kiosk=True, state=True)
 
+    def reopen_started(self, numbers):
+        """The doors of a :class:`Reopen` are opening again."""
+        s = self.session
+        for number in numbers:
+            s.compartments[number] = "queued"
+        s.reopen_until = None
+        self.pickup_started()
+
     def door_status(self, number, status, session_id=None):
-        """A door of the session moved on (unlocked, open, closed, jammed)."""
+        """A door of the session moved on (unlocked, open, closed, jammed).
+        The receipt shows as soon as every door is done; the reopen window
+        starts then."""
         s = self.session
         if not (s and number in s.compartments and (session_id is None or s.id == session_id)):
             return
         s.compartments[number] = status
-        if status == "open":
-            s.deadline = max(s.deadline, self.clock.monotonic() + self.timing.kiosk_idle_s)
-        if s.screen != SCREEN_OPENING:
+        if status == "closed":
+            s.taken.add(number)
+        now = self.clock.monotonic()
+        if status == "open" and s.screen == SCREEN_OPENING:
+            s.deadline = now + self.timing.close_door_s
+        if s.screen not in (SCREEN_OPENING, SCREEN_RECEIPT):
             return
         if all(v in DOOR_DONE for v in s.compartments.values()):
             s.screen = SCREEN_RECEIPT
-            s.deadline = self.clock.monotonic() + self.timing.kiosk_idle_s
+            window = self.timing.reopen_window_s
+            closed = any(v == "closed" for v in s.compartments.values())
+            s.reopen_until = now + window if window and closed else None
+            s.deadline = now + max(self.timing.kiosk_idle_s, window if closed else 0.0)
+            self._issue_receipt(s)
         self.dirty(kiosk=True)
+
+    def _issue_receipt(self, s):
+        """Write ``receipt.issued`` once per session: what the patron took,
+        with titles and due dates, for central to mail (the patron by keyed
+        hash, never a card number).  A refused write loses only the event:
+        the receipt stays on the screen."""
+        items = s.receipt_items()
+        if s.receipt_issued or not items:
+            return
+        s.receipt_issued = True
+        data = {"patron_hash": s.patron_hash,
+                "compartments": sorted(s.taken),
+                "items": [i.as_dict() for i in items]}
+        try:
+            with self.store.unit() as unit:
+                unit.event(EventType.RECEIPT_ISSUED, data)
+        except StoreError:
+            log.warning("receipt.issued could not be stored; the screen shows the receipt")
 
     def verdict_of(self, session_id):
         """The verdict of the session ``session_id`` if it is the current one."""
@@ -351,8 +411,26 @@ class Sessions:
             self.notify("card_unreadable")
 
     def deadline(self):
-        return self.session.deadline if self.session else None
+        s = self.session
+        if s is None:
+            return None
+        return min(s.deadline, s.reopen_until) if s.reopen_until is not None else s.deadline
 
     def time_passed(self, now):
-        if self.session and now >= self.session.deadline:
+        """Timeouts: the opening screen turns into the receipt (a door may
+        still stand open), the reopen window closes, any other screen ends."""
+        s = self.session
+        if s is None:
+            return
+        if s.reopen_until is not None and now >= s.reopen_until:
+            s.reopen_until = None
+            self.dirty(kiosk=True)
+        if now < s.deadline:
+            return
+        if s.screen == SCREEN_OPENING:
+            s.screen = SCREEN_RECEIPT
+            s.deadline = now + self.timing.kiosk_idle_s
+            self._issue_receipt(s)
+            self.dirty(kiosk=True)
+        else:
             self.end("timeout")

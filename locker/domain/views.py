@@ -32,6 +32,7 @@ def kiosk_view(*, version, session, notice, reader_online, locker_name, now,
             "compartments": [{"number": n, "status": st}
                              for n, st in sorted(s.compartments.items())],
             "items": [i.as_dict() for i in s.receipt_items()],
+            "reopen": s.reopen_until is not None and now < s.reopen_until,
         })
     return view
 

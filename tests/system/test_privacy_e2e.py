@@ -119,7 +119,7 @@ def test_no_card_number_or_pin_in_logs_database_or_kiosk_traffic(
     doms.append(kiosk_page.content())
     pickup(kiosk, OLE, [WRONG_PIN, OLE_PIN], opens=(2, 5))
     doms.append(kiosk_page.content())
-    pickup(kiosk, STRANGER, [STRANGER_PIN], denial="Kortet kendes ikke")
+    pickup(kiosk, STRANGER, [STRANGER_PIN], denial="Kortet blev ikke genkendt")
     doms.append(kiosk_page.content())
     pickup(kiosk, METTE, [METTE_PIN], denial="Du kan ikke låne lige nu")
     doms.append(kiosk_page.content())

@@ -75,7 +75,8 @@ def test_whole_pickup_on_the_touch_screen(kiosk):
     present(kiosk, KAREN)
     expect(page.locator("#title-pin")).to_have_text("Indtast din pinkode")
     expect(page.get_by_test_id("timer")).to_be_visible()
-    expect(page.get_by_test_id("countdown")).to_have_text(re.compile(r"nulstilles om \d+ s"))
+    expect(page.get_by_test_id("countdown")).to_have_text(
+        re.compile(r"Skærmen lukker om \d+ sekunder"))
     ok = page.get_by_test_id("key-ok")
     expect(ok).to_be_disabled()
     kiosk.tap_pin("12")
@@ -98,7 +99,14 @@ def test_whole_pickup_on_the_touch_screen(kiosk):
     expect(page.get_by_test_id("door-3")).to_have_attribute("data-status", "open")
     expect(page.get_by_test_id("door-1")).to_have_text(re.compile("Låge 1 er åben"))
     expect(page.get_by_test_id("door-3")).to_have_text(re.compile("Låge 3 er åben"))
-    expect(page.get_by_test_id("timer")).to_be_hidden()
+    expect(page.locator("#title-opening")).to_have_text("Dine låger åbnes")
+    expect(page.get_by_test_id("close-prompt")).to_have_text(
+        "Luk lågen, når du har taget dine materialer.")
+    expect(page.get_by_test_id("countdown")).to_have_text(
+        re.compile(r"^Luk lågen inden for \d+ sekunder$"))
+    expect(page.get_by_test_id("extend")).to_be_hidden()      # no buttons while doors open
+    expect(page.get_by_test_id("cancel")).to_be_hidden()
+    expect(page.get_by_test_id("help")).to_be_hidden()        # no dead end here
     screenshot(page, "3-opening")
     assert sorted(fired) == [1, 3]                   # each coil pulsed exactly once
     state = kiosk.sim("/sim/state")
@@ -115,7 +123,7 @@ def test_whole_pickup_on_the_touch_screen(kiosk):
     for i, title in enumerate(KAREN_TITLES):
         expect(items.nth(i).locator(".item-title")).to_have_text(title)
         expect(items.nth(i).locator(".item-due")).to_have_text(due_text(daemon))
-    expect(page.get_by_test_id("receipt-close")).to_have_text("Husk at lukke lågen.")
+    expect(page.get_by_test_id("receipt-close")).to_be_hidden()   # every door is closed
     expect(page.get_by_test_id("cancel")).to_have_text("Færdig")
     screenshot(page, "4-receipt")
     assert kiosk.sim("/sim/state")["relays"] == {str(n): "off" for n in range(1, 7)}
@@ -133,7 +141,8 @@ def test_small_screen_layout_fits(kiosk):
     page.get_by_test_id("key-ok").click()
     expect(page.get_by_test_id("pin-message")).to_be_visible()
     screenshot(page, "2-pin-800x480")
-    for testid in ["key-1", "key-0", "key-ok", "key-erase", "extend", "cancel", "lang-toggle"]:
+    for testid in ["key-1", "key-0", "key-ok", "key-erase", "extend", "cancel", "lang-da",
+                   "lang-en", "lang-de", "lang-pl", "lang-uk", "lang-ar", "large-text"]:
         box = page.get_by_test_id(testid).bounding_box()
         assert box["width"] >= 64 and box["height"] >= 64, testid
         assert box["y"] >= 0 and box["y"] + box["height"] <= 480, testid
@@ -157,10 +166,13 @@ def test_wrong_pin_shows_tries_left_then_blocks_the_card(kiosk):
     kiosk.tap_pin("9999")
     page.get_by_test_id("key-ok").click()
     expect_screen(kiosk, "denied")
-    expect(page.get_by_test_id("denied-title")).to_have_text("Kortet er spærret")
+    expect(page.get_by_test_id("denied-title")).to_have_text("Spærret her i 15 minutter")
     expect(page.get_by_test_id("denied-help")).to_have_text(
-        "For mange forkerte pinkoder. Prøv igen om 15 minutter.")
+        "For mange forkerte pinkoder. Dit kort virker stadig alle andre steder.")
     expect(page.get_by_test_id("timer")).to_be_visible()
+    expect(page.get_by_test_id("extend")).to_be_hidden()
+    expect(page.get_by_test_id("cancel")).to_have_text("OK")
+    expect(page.get_by_test_id("help-phone")).to_have_text("Ring til biblioteket: 33 12 34 56")
     screenshot(page, "5-denied")
     assert kiosk.sim("/sim/state")["relays"] == {str(n): "off" for n in range(1, 7)}
 
@@ -242,16 +254,19 @@ def test_typing_digits_and_enter_without_focus_on_the_pad(kiosk):
 
 
 # ---------------------------------------------------------------- language
-def test_language_toggle(kiosk):
+def test_language_buttons(kiosk):
     page = kiosk.page
-    toggle = page.get_by_test_id("lang-toggle")
-    expect(toggle).to_have_text("English")
-    expect(toggle).to_have_attribute("lang", "en")
-    toggle.click()
+    english, danish = page.get_by_test_id("lang-en"), page.get_by_test_id("lang-da")
+    expect(english).to_have_text("English")
+    expect(english).to_have_attribute("lang", "en")
+    expect(danish).to_have_attribute("aria-pressed", "true")
+    english.click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("#title-idle")).to_have_text("Scan your health card or library card")
-    expect(toggle).to_have_text("Dansk")
-    expect(toggle).to_have_attribute("lang", "da")
+    expect(english).to_have_attribute("aria-pressed", "true")
+    expect(danish).to_have_attribute("aria-pressed", "false")
+    expect(danish).to_have_text("Dansk")
+    expect(danish).to_have_attribute("lang", "da")
     screenshot(page, "1-idle-en")
     present(kiosk, KAREN)
     expect(page.locator("#title-pin")).to_have_text("Enter your PIN")
@@ -270,26 +285,27 @@ def test_language_toggle(kiosk):
     expect_screen(kiosk, "receipt")
     expect(page.get_by_test_id("item").first.locator(".item-due")).to_have_text(
         due_text(kiosk.daemon, lang="en"))
-    expect(page.get_by_test_id("receipt-close")).to_have_text("Remember to close the door.")
-    toggle.click()                                    # back to Danish mid-session
-    expect(page.get_by_test_id("receipt-close")).to_have_text("Husk at lukke lågen.")
-    toggle.click()
+    expect(page.get_by_test_id("receipt-reopen")).to_have_text(
+        "Forgot something? Show your card again and the door opens again.")
+    danish.click()                                    # back to Danish mid-session
+    expect(page.get_by_test_id("receipt-reopen")).to_have_text(
+        "Har du glemt noget? Vis dit kort igen, så åbnes lågen igen.")
+    english.click()
     page.get_by_test_id("cancel").click()
     expect_screen(kiosk, "idle")
     # the next patron starts in the default language
     expect(page.locator("#title-idle")).to_have_text("Scan dit sundhedskort eller lånerkort")
 
 
-def test_every_text_exists_in_both_languages(kiosk):
-    missing = kiosk.page.evaluate("""() => {
-        const T = window.BIBBOX_I18N, out = [];
-        const walk = (a, b, path) => Object.keys(a).forEach(k => {
-            if (!(k in b)) out.push(path + k);
-            else if (typeof a[k] === 'object') walk(a[k], b[k], path + k + '.');
-        });
-        walk(T.da, T.en, 'en missing '); walk(T.en, T.da, 'da missing ');
-        return out; }""")
-    assert missing == []
+def test_the_page_offers_every_catalogue(kiosk):
+    """Every catalogue in web/static/i18n is a button, named in itself
+    (tests/web/test_kiosk_catalogues.py checks the keys)."""
+    languages = kiosk.page.evaluate("() => window.BIBBOX_I18N.languages")
+    assert languages[:2] == ["da", "en"]
+    assert set(languages) == {"da", "en", "de", "pl", "uk", "ar"}
+    buttons = kiosk.page.get_by_test_id("languages").locator("button")
+    expect(buttons).to_have_text(["Dansk", "English", "العربية", "Deutsch", "Polski",
+                                  "Українська"])
 
 
 # ---------------------------------------------------------------- countdown
@@ -305,7 +321,7 @@ def test_countdown_extend_and_timeout(make_demo, kiosk_page):
     present(kiosk, KAREN)
     countdown = page.get_by_test_id("countdown")
     expect(countdown).to_have_attribute("data-seconds", "30")
-    expect(countdown).to_have_text("Skærmen nulstilles om 30 s")
+    expect(countdown).to_have_text("Skærmen lukker om 30 sekunder")
 
     page.clock.run_for(12_000)
     daemon.clock.advance(12)
@@ -333,8 +349,8 @@ def test_denial_messages_from_the_locker(make_demo, kiosk_page):
     kiosk = Kiosk(kiosk_page, daemon).open()
     page = kiosk.page
     cases = [
-        ("BIB9999999", "0000", "Kortet kendes ikke", "Kontakt biblioteket"),
-        (METTE, METTE_PIN, "Du kan ikke låne lige nu", "Kontakt biblioteket"),
+        ("BIB9999999", "0000", "Kortet blev ikke genkendt", "Kontakt biblioteket"),
+        (METTE, METTE_PIN, "Du kan ikke låne lige nu", "Biblioteket har spærret dit kort"),
         (NEW, NEW_PIN, "Der er intet til dig i skabet", "Du får besked"),
     ]
     for card, pin, title, help_start in cases:
@@ -456,10 +472,11 @@ def canned(kiosk_page, tmp_path):
 SESSION = {"message": "", "tries_left": None, "seconds_left": 12, "minutes_blocked": None,
            "compartments": [], "items": []}
 DENIALS = {
-    "card_blocked": ("Kortet er spærret", "This card is blocked", "Try again in 5 minutes"),
+    "card_blocked": ("Spærret her i 5 minutter", "Locked here for 5 minutes",
+                     "Your card still works everywhere else"),
     "patron_blocked": ("Du kan ikke låne lige nu", "You cannot borrow right now",
-                       "contact the library"),
-    "unknown_card": ("Kortet kendes ikke", "Card not recognised", "contact the library"),
+                       "blocked your card, for example because of fees or a lost card"),
+    "unknown_card": ("Kortet blev ikke genkendt", "Card not recognised", "contact the library"),
     "nothing_here": ("Der er intet til dig i skabet", "There is nothing for you in the locker",
                      "ready to collect"),
     "only_expired": ("Afhentningsfristen er overskredet", "The pickup deadline has passed",
@@ -479,11 +496,11 @@ def test_every_denial_code_has_a_clear_message(canned):
         expect(page.get_by_test_id("denied-title")).to_have_text(da_title)
         expect(page.get_by_test_id("denied-help")).not_to_be_empty()
         expect(page.get_by_test_id("status")).to_contain_text(da_title)
-        page.get_by_test_id("lang-toggle").click()
+        page.get_by_test_id("lang-en").click()
         expect(page.get_by_test_id("denied-title")).to_have_text(en_title)
         expect(page.get_by_test_id("denied-help")).to_contain_text(
             re.compile(re.escape(en_help), re.I))
-        page.get_by_test_id("lang-toggle").click()
+        page.get_by_test_id("lang-da").click()
     expect(page.get_by_test_id("denied-help")).to_have_text("Kontakt biblioteket.")
 
 
@@ -508,10 +525,11 @@ def test_notices_banner_and_door_problems(canned):
     doors = [{"number": 2, "status": "queued"}, {"number": 4, "status": "unlocked"},
              {"number": 5, "status": "jammed"}, {"number": 6, "status": "unavailable"}]
     show(**{**SESSION, "screen": "opening", "compartments": doors})
-    expect(page.get_by_test_id("door-2")).to_have_text(re.compile("Låge 2 åbner om lidt"))
+    expect(page.get_by_test_id("door-2")).to_have_text(re.compile("Låge 2 åbnes om lidt"))
     expect(page.get_by_test_id("door-4")).to_have_text(re.compile("Låge 4 er låst op"))
-    expect(page.get_by_test_id("door-5")).to_have_text(
-        re.compile("Låge 5 kunne ikke åbne. Kontakt biblioteket."))
+    expect(page.get_by_test_id("door-5")).to_have_text(re.compile(
+        "Låge 5 kunne ikke åbnes. Dine materialer er stadig reserveret til dig."))
+    expect(page.get_by_test_id("help-phone")).to_have_text("Ring til biblioteket: 33 12 34 56")
     expect(page.get_by_test_id("door-6")).to_have_text(re.compile("Låge 6 kan ikke åbnes"))
     screenshot(page, "3b-opening-problems")
     show(**{**SESSION, "screen": "receipt", "seconds_left": 45,
@@ -548,7 +566,7 @@ def test_pickup_code_screen_when_central_is_offline(canned):
             "seconds_left": 30})
     expect(page.get_by_test_id("pin-message")).to_have_text(
         "Forkert kode. Du har 2 forsøg tilbage.")
-    page.get_by_test_id("lang-toggle").click()
+    page.get_by_test_id("lang-en").click()
     expect(page.locator("#title-pin")).to_have_text("Enter your pickup code")
     expect(page.get_by_test_id("pin-message")).to_have_text("Wrong code. You have 2 tries left.")
 

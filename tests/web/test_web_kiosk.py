@@ -52,7 +52,7 @@ def test_page_is_danish_by_default_with_no_inline_script(client):
     response = client.get("/")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert '<html lang="da">' in html
+    assert '<html lang="da" dir="ltr">' in html
     assert 'data-screen="idle"' in html
     assert "Content-Security-Policy" in html and "script-src 'self'" in html
     assert "<script>" not in html                      # CSP: scripts from files only
@@ -68,7 +68,7 @@ def test_page_language_follows_the_config(tmp_path):
     rig.start()
     app = create_app(controller=rig.controller, cfg=rig.cfg, parts=("kiosk",))
     html = app.test_client().get("/").get_data(as_text=True)
-    assert '<html lang="en">' in html
+    assert '<html lang="en" dir="ltr">' in html
     assert ">Dansk</button>" in html
 
 

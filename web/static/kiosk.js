@@ -17,6 +17,15 @@
  * counted from the moment that version was published.  This page only
  * renders it; every decision is the server's.
  *
+ * Texts come from the catalogues (web/static/i18n.js); the language buttons
+ * switch among every catalogue the server offers, and the language, like the
+ * large-text mode, goes back to the default when the screen returns to idle.
+ *
+ * The door tone: while a door of the patron stands open on the opening
+ * screen and the close countdown is at TONE_FROM_S or less, a short beep
+ * sounds every BEEP_EVERY_MS (Web Audio); it stops when the doors are closed.
+ * The page shows it on <main data-tone="on|off" data-beeps="N"> (tests).
+ *
  * Secret handling: what is typed lives in one variable (`entry`) until OK,
  * is sent once in a POST body and dropped at once.  It never reaches the
  * DOM (only dots), the URL, storage or the console.
@@ -24,10 +33,21 @@
 (function () {
   "use strict";
 
-  var T = window.BIBBOX_I18N;
+  var I18N = window.BIBBOX_I18N;
   var PIN_LENGTH = 4;
   var CODE_MAX = 16;
-  var TIMER_SCREENS = { pin: true, code: true, receipt: true, denied: true };
+  var TIMER_SCREENS = { pin: true, code: true, receipt: true, denied: true, opening: true };
+  var BUTTON_SCREENS = { pin: true, code: true, receipt: true, denied: true };
+  var EXTEND_SCREENS = { pin: true, code: true, receipt: true };   // never on a denial
+  // The texts the page picks by a code from the server: every code it knows.
+  var DENIAL_CODES = ["card_blocked", "patron_blocked", "unknown_card", "nothing_here",
+    "only_expired", "service_unavailable", "compartment_unavailable", "other"];
+  var DOOR_STATUSES = ["queued", "unlocked", "open", "closed", "jammed", "unavailable"];
+  var NOTICE_CODES = ["busy", "busy_other_card", "card_unreadable"];
+  var PROBLEM_DOORS = { jammed: true, unavailable: true };
+  var TONE_FROM_S = 30;             // the tone starts when the close countdown is here
+  var BEEP_EVERY_MS = 4000;
+  var BEEP_MS = 180;
   var ENTRY_SCREENS = { pin: true, code: true };
   var SOON_S = 10;                  // announce the countdown from here on
   var SUBMIT_GUARD_MS = 8000;       // re-enable the pad if no answer came
@@ -35,8 +55,15 @@
   var html = document.documentElement;
   // On the locker's own screen (the launcher opens ?kiosk=1): no cursor.
   if (/[?&]kiosk=1(&|$)/.test(window.location.search)) { html.classList.add("on-locker"); }
-  var defaultLang = T[html.lang] ? html.lang : "da";
+  var defaultLang = I18N.catalogues[document.body.getAttribute("data-default-lang")]
+    ? document.body.getAttribute("data-default-lang") : "da";
   var lang = defaultLang;
+  var large = false;                // large text, high contrast
+  var helpPhone = document.body.getAttribute("data-help-phone") || "";
+  var helpHours = document.body.getAttribute("data-help-hours") || "";
+  var audio = null;                 // the AudioContext, made at the first beep
+  var nextBeepMs = null;            // performance.now() of the next beep, or null
+  var beeps = 0;
 
   var view = null;                  // the last kiosk view received
   var version = null;               // its version
@@ -54,19 +81,24 @@
   var sections = Array.prototype.slice.call(document.querySelectorAll("section.screen"));
 
   /* -------------------------------------------------------------- texts */
-  function text(key, arg) {
-    var value = T[lang][key];
-    return typeof value === "function" ? value(arg) : value;
+  function text(key, params) { return I18N.t(lang, key, params); }
+
+  /* A text chosen by a code from the server, "group.code", else "group.other". */
+  function coded(group, code, params) {
+    return text(I18N.has(lang, group + "." + code) ? group + "." + code : group + ".other",
+                params);
   }
 
-  function coded(group, code, arg) {
-    var table = T[lang][group];
-    var value = table[code] !== undefined ? table[code] : table.other;
-    return typeof value === "function" ? value(arg) : value;
-  }
+  function denialParams(v) { return { count: v.minutes_blocked || 15 }; }
 
   function doorText(c) {
-    return (T[lang]["door_" + c.status] || T[lang].door_unavailable)(c.number);
+    var status = DOOR_STATUSES.indexOf(c.status) >= 0 ? c.status : "unavailable";
+    return text("door." + status, { n: c.number });
+  }
+
+  function openDoors(v) {
+    return (v.compartments || []).filter(function (c) { return c.status === "open"; })
+      .map(function (c) { return c.number; });
   }
 
   /* The message shown above the pad on the pin and code screens. */
@@ -74,7 +106,8 @@
     code_format: true, wrong_code: true };
 
   function entryMessage(v) {
-    return ENTRY_SCREENS[v.screen] && ENTRY_MESSAGES[v.message] ? text(v.message, v) : "";
+    return ENTRY_SCREENS[v.screen] && ENTRY_MESSAGES[v.message]
+      ? text(v.message, { count: v.tries_left }) : "";
   }
 
   function setText(el, value) {
@@ -101,20 +134,27 @@
     });
 
     html.lang = lang;
+    html.dir = I18N.dir(lang);
+    html.classList.toggle("large", large);
     Array.prototype.forEach.call(document.querySelectorAll("[data-i18n]"), function (el) {
       setText(el, text(el.getAttribute("data-i18n")));
     });
-    var toggle = $("lang-toggle");
-    setText(toggle, text("switch_to"));
-    toggle.lang = text("switch_lang");
+    Array.prototype.forEach.call(document.querySelectorAll(".btn-lang"), function (b) {
+      b.setAttribute("aria-pressed", String(b.getAttribute("data-lang") === lang));
+    });
+    $("languages").setAttribute("aria-label", text("languages"));
+    $("large-text").setAttribute("aria-pressed", String(large));
 
     renderBanners();
     renderEntry(v);
     renderDoors($("doors"), "door-", v.compartments || []);
     renderDoors($("receipt-doors"), "receipt-door-", v.compartments || []);
     renderItems(v.items || []);
-    setText($("title-denied"), screen === "denied" ? coded("denied_title", v.message, v) : "");
-    setText($("denied-help"), screen === "denied" ? coded("denied_help", v.message, v) : "");
+    renderReminders(v);
+    setText($("title-denied"),
+            screen === "denied" ? coded("denied_title", v.message, denialParams(v)) : "");
+    setText($("denied-help"), screen === "denied" ? coded("denied_help", v.message) : "");
+    renderHelp(v);
     renderNotice(v);
     renderTimer(v);
     announce(statusText(v));
@@ -156,7 +196,7 @@
       dot.className = i < typed ? "dot filled" : "dot";
     });
     dots.setAttribute("data-count", String(typed));
-    dots.setAttribute("aria-label", text(code ? "code_dots" : "pin_dots", typed));
+    dots.setAttribute("aria-label", text(code ? "code_dots" : "pin_dots", { count: typed }));
 
     var ok = $("key-ok");
     var disabled = submitting || !entryComplete();
@@ -215,11 +255,56 @@
       var due = document.createElement("span");
       due.className = "item-due";
       due.setAttribute("data-due", item.due || "");
-      due.textContent = item.due ? text("due", item.due) : text("due_unknown");
+      due.textContent = item.due ? text("due", { date: I18N.formatDate(lang, item.due) })
+        : text("due_unknown");
       li.appendChild(title);
       li.appendChild(due);
       list.appendChild(li);
     });
+  }
+
+  /* Close the door: on the opening screen while one stands open, and on the
+   * receipt only for a door still open.  Forgot something: the reopen window. */
+  function renderReminders(v) {
+    var open = openDoors(v);
+    show($("close-prompt"), v.screen === "opening" && open.length > 0);
+    show($("opening-help"), !open.length);      // the prompt says it once, louder
+    var reminder = $("receipt-close");
+    setText(reminder, open.length ? text("receipt_close", { doors: open.join(", ") }) : "");
+    reminder.setAttribute("data-doors", open.join(","));
+    show(reminder, v.screen === "receipt" && open.length > 0);
+    show($("receipt-reopen"), v.screen === "receipt" && !!v.reopen && !open.length);
+  }
+
+  /* How to reach the library: on every denial, and beside a door that failed. */
+  function deadEnd(v) {
+    return v.screen === "denied" || (v.compartments || []).some(function (c) {
+      return PROBLEM_DOORS[c.status];
+    });
+  }
+
+  /* "Ring til biblioteket: {phone}" with the value isolated left-to-right, so
+   * a phone number keeps its digit order inside an Arabic sentence. */
+  function fillIsolated(el, key, name, value) {
+    var template = text(key, {}), key2 = JSON.stringify([template, value]);
+    if (el.getAttribute("data-key") === key2) { return; }
+    el.setAttribute("data-key", key2);
+    var parts = template.split("{" + name + "}");
+    el.textContent = "";
+    el.appendChild(document.createTextNode(parts[0]));
+    var bdi = document.createElement("bdi");
+    bdi.dir = "ltr";
+    bdi.textContent = value;
+    el.appendChild(bdi);
+    el.appendChild(document.createTextNode(parts.slice(1).join("")));
+  }
+
+  function renderHelp(v) {
+    fillIsolated($("help-phone"), "help_phone", "phone", helpPhone);
+    fillIsolated($("help-hours"), "help_hours", "hours", helpHours);
+    show($("help-phone"), !!helpPhone);
+    show($("help-hours"), !!helpHours);
+    show($("help"), deadEnd(v) && !!(helpPhone || helpHours));
   }
 
   function renderNotice(v) {
@@ -232,9 +317,14 @@
   }
 
   function renderTimer(v) {
-    var visible = !!TIMER_SCREENS[v.screen] && deadlineMs !== null;
+    var opening = v.screen === "opening";
+    var visible = !!TIMER_SCREENS[v.screen] && deadlineMs !== null &&
+      (!opening || openDoors(v).length > 0);
     show($("timer"), visible);
-    setText($("cancel"), text(v.screen === "receipt" ? "done" : "cancel"));
+    show($("extend"), !!EXTEND_SCREENS[v.screen]);
+    show($("cancel"), !!BUTTON_SCREENS[v.screen]);
+    setText($("cancel"), text(v.screen === "receipt" ? "done"
+      : v.screen === "denied" ? "ok" : "cancel"));
     shownSeconds = null;            // force the countdown text to be rewritten
     tick();
   }
@@ -245,10 +335,14 @@
       case "code":
         return entryMessage(v) || text(v.screen === "code" ? "code_title" : "pin_title");
       case "verifying": return text("verifying_title");
-      case "opening": return (v.compartments || []).map(doorText).join(". ");
-      case "receipt": return text("receipt_title") + ". " + text("receipt_close");
+      case "opening":
+        return (v.compartments || []).map(doorText).join(". ") +
+          (openDoors(v).length ? ". " + text("close_prompt") : "");
+      case "receipt":
+        return text("receipt_title") + ". " + $("receipt-close").textContent;
       case "denied":
-        return coded("denied_title", v.message, v) + ". " + coded("denied_help", v.message, v);
+        return coded("denied_title", v.message, denialParams(v)) + ". " +
+          coded("denied_help", v.message);
       default:
         return v.notice ? coded("notice", v.notice) || "" : text("idle_title");
     }
@@ -265,16 +359,58 @@
   }
 
   function tick() {
+    tone();
     var s = secondsLeft();
     if (s === shownSeconds) { return; }
     shownSeconds = s;
+    var closing = !!view && view.screen === "opening";
     var el = $("countdown");
     el.setAttribute("data-seconds", s === null ? "" : String(s));
-    setText(el, s === null ? "" : text("countdown", s));
+    setText(el, s === null ? "" : text(closing ? "close_countdown" : "countdown", { count: s }));
     el.classList.toggle("soon", s !== null && s <= SOON_S);
-    if (s !== null && s <= SOON_S && s > 0 && !soonAnnounced && !$("timer").hidden) {
+    if (s !== null && s <= SOON_S && s > 0 && !soonAnnounced && !$("timer").hidden &&
+        !closing) {
       soonAnnounced = true;
-      announce(text("countdown_soon", s));
+      announce(text("countdown_soon", { count: s }));
+    }
+  }
+
+  /* -------------------------------------------------------------- door tone */
+  function toneWanted() {
+    var s = secondsLeft();
+    return !!view && view.screen === "opening" && openDoors(view).length > 0 &&
+      s !== null && s <= TONE_FROM_S;
+  }
+
+  function tone() {
+    var wanted = toneWanted();
+    main.setAttribute("data-tone", wanted ? "on" : "off");
+    if (!wanted) { nextBeepMs = null; return; }
+    var now = performance.now();
+    if (nextBeepMs !== null && now < nextBeepMs) { return; }
+    nextBeepMs = now + BEEP_EVERY_MS;
+    beep();
+  }
+
+  function beep() {
+    beeps += 1;
+    main.setAttribute("data-beeps", String(beeps));
+    try {
+      var Context = window.AudioContext || window.webkitAudioContext;
+      if (!Context) { return; }
+      audio = audio || new Context();
+      if (audio.state === "suspended") { audio.resume(); }
+      var osc = audio.createOscillator();
+      var gain = audio.createGain();
+      osc.type = "sine";
+      osc.frequency.value = 880;
+      gain.gain.value = 0.25;
+      osc.connect(gain);
+      gain.connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + BEEP_MS / 1000);
+    } catch (e) {
+      /* no sound device: the screen still asks */
     }
   }
 
@@ -291,6 +427,7 @@
       if (v.screen !== previousScreen) { entry = ""; }
       if (v.screen === "idle" && previousScreen && previousScreen !== "idle") {
         lang = defaultLang;         // the next patron starts in the default language
+        large = false;              // and with the usual text size
       }
     }
     view = v;
@@ -379,7 +516,7 @@
   }
 
   function action(name) {
-    if (!view || !TIMER_SCREENS[view.screen]) { return; }
+    if (!view || !BUTTON_SCREENS[view.screen]) { return; }
     post("/api/kiosk/action", JSON.stringify({ action: name })).catch(failed);
   }
 
@@ -393,8 +530,14 @@
   });
   $("extend").addEventListener("click", function () { action("extend"); });
   $("cancel").addEventListener("click", function () { action("cancel"); });
-  $("lang-toggle").addEventListener("click", function () {
-    lang = text("switch_lang");
+  $("languages").addEventListener("click", function (e) {
+    var button = e.target.closest("button[data-lang]");
+    if (!button || !I18N.catalogues[button.getAttribute("data-lang")]) { return; }
+    lang = button.getAttribute("data-lang");
+    render();
+  });
+  $("large-text").addEventListener("click", function () {
+    large = !large;
     render();
   });
 
@@ -417,7 +560,10 @@
         return;
       }
     }
-    if (e.key === "Escape" && !$("timer").hidden) { e.preventDefault(); action("cancel"); }
+    if (e.key === "Escape" && !$("cancel").hidden && !$("timer").hidden) {
+      e.preventDefault();
+      action("cancel");
+    }
   });
 
   window.setInterval(tick, 250);
