@@ -56,9 +56,11 @@ def test_the_wheel_holds_one_namespace_and_the_run_time_files(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.startswith("bibbox-")}
     assert tops == {"bibbox"}, tops
-    for needed in ("bibbox/config/demo.toml", "bibbox/web/templates/kiosk.html",
-                   "bibbox/web/static/kiosk.js", "bibbox/daemon/cli.py",
-                   "bibbox/locker/domain/model.py"):
+    for needed in ("bibbox/config/demo.toml", "bibbox/config/demo-48-rs485.toml",
+                   "bibbox/web/templates/kiosk.html", "bibbox/web/templates/staff/login.html",
+                   "bibbox/web/static/kiosk.js", "bibbox/web/static/i18n/da.json",
+                   "bibbox/web/static/i18n/ar.json", "bibbox/daemon/cli.py",
+                   "bibbox/locker/domain/model.py", "bibbox/library/sip2.py"):
         assert needed in names, needed
     assert not any(n.startswith("bibbox/tests") for n in names)
 
@@ -85,7 +87,9 @@ def test_installed_wheel_runs_the_demo_from_an_empty_directory(wheel, tmp_path):
                     break
             except OSError:
                 time.sleep(0.1)
-        assert page is not None, proc.stdout.read() if proc.poll() is not None else "no answer"
+        if page is None:
+            proc.terminate()
+            pytest.fail("the installed demo did not serve the kiosk:\n" + proc.communicate(10)[0])
         assert "kiosk" in page.lower()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/kiosk.js", timeout=2) as js:
             assert js.status == 200
