@@ -1,6 +1,6 @@
 """The ``bibbox`` command.
 
-    bibbox demo [--port 8080] [--state-dir DIR] [--mqtt mqtt://HOST:PORT]
+    bibbox demo [--port 8080] [--state-dir DIR] [--mqtt mqtt://HOST:PORT] [--ils sip2|fbs]
     bibbox run --config FILE
     bibbox check-config FILE
     bibbox patrons import FILE.csv --config FILE
@@ -144,8 +144,11 @@ def cmd_run(args):
     return _run_until_signal(Daemon(cfg))
 
 
-def demo_daemon(state_dir, port=8080, mqtt_url=None, clock=None):
-    """Build the simulated locker, seeding demo patrons and holds on first run."""
+def demo_daemon(state_dir, port=8080, mqtt_url=None, clock=None, ils=None):
+    """Build the simulated locker, seeding demo patrons and holds on first run.
+    ``ils`` (``"sip2"`` or ``"fbs"``): against the embedded test library
+    system instead (its patrons and holds; nothing seeded locally; see
+    :mod:`bibbox.daemon.demo_ils`)."""
     from bibbox.daemon.secrets import create_site_key, read_secret_file, _decode
     from bibbox.daemon.bootstrap import Daemon
     cfg = load_config(DEMO_CONFIG)
@@ -154,6 +157,10 @@ def demo_daemon(state_dir, port=8080, mqtt_url=None, clock=None):
     if not os.path.exists(key_path):
         create_site_key(key_path)
     key = _decode(read_secret_file(key_path, "site key"), key_path)
+    if ils is not None:
+        from bibbox.daemon.demo_ils import library_demo_daemon
+        return library_demo_daemon(cfg, ils, site_key=key, mqtt_url=mqtt_url,
+                                   kiosk_port=port, clock=clock)
     daemon = Daemon(cfg, site_key=key, mqtt_url=mqtt_url, kiosk_port=port, clock=clock)
     daemon.simulator.patrons = [{k: v for k, v in p.items()} for p in DEMO_PATRONS]
     _seed_demo(daemon)
@@ -188,7 +195,8 @@ def _seed_demo(daemon):
 
 def cmd_demo(args):
     try:
-        daemon = demo_daemon(args.state_dir, port=args.port, mqtt_url=args.mqtt)
+        daemon = demo_daemon(args.state_dir, port=args.port, mqtt_url=args.mqtt,
+                             ils=args.ils)
     except BibboxError as exc:
         print(f"bibbox demo: {exc}", file=sys.stderr)
         return 1
@@ -197,7 +205,12 @@ def cmd_demo(args):
     print(f"  kiosk:       http://127.0.0.1:{args.port}/")
     print(f"  simulator:   http://127.0.0.1:{args.port}/sim")
     print(f"  card reader: {sim.reader_path}")
-    print(f"  demo patrons (made up) and their cards: http://127.0.0.1:{args.port}/sim")
+    if args.ils:
+        print(f"  library system (test, {args.ils}): {daemon.test_library.address}")
+        print(f"  its patrons (made up), cards, PINs and items: "
+              f"http://127.0.0.1:{args.port}/sim")
+    else:
+        print(f"  demo patrons (made up) and their cards: http://127.0.0.1:{args.port}/sim")
     print(f"  staff:       http://127.0.0.1:{args.port}/staff/  (first: bibbox staff add "
           f"NAME --admin --state-dir {args.state_dir})")
     sys.stdout.flush()
@@ -259,6 +272,8 @@ def build_parser():
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--state-dir", default="./state")
     s.add_argument("--mqtt", metavar="URL", help="connect to a broker, e.g. mqtt://127.0.0.1:1883")
+    s.add_argument("--ils", choices=("sip2", "fbs"), help="against an embedded test library "
+                   "system (plain SIP2, or FBS's HTTPS dialect); needs bibbox[ils-demo]")
     s.set_defaults(func=cmd_demo)
     s = sub.add_parser("run", help="run the locker daemon")
     s.add_argument("--config", required=True)
