@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +26,12 @@ METTE, METTE_PIN, METTE_ITEMS = "DK7751000017", "0852", ("57010011", "57010029")
 BIRTHE, BIRTHE_PIN = "DK7751000025", "0111"          # card reported lost
 JENS, JENS_PIN = "DK7751000033", "0333"              # 250 kr in fees
 WRONG_PIN = "0999"
+
+
+def daemon_threads():
+    """The running threads, but the test library system's AnyIO workers
+    (pysip2 runs its handlers there; they idle a while after it stopped)."""
+    return {t for t in threading.enumerate() if t.name != "AnyIO worker thread"}
 
 
 class Http:

@@ -7,12 +7,12 @@ daemon stops with every thread it started."""
 
 import json
 import shutil
-import threading
 
 import pytest
 
 from bibbox.daemon.cli import build_parser
 from tests.domain_helpers import wait_until
+from tests.library.demo_flow import daemon_threads
 from tests.library.demo_flow import (BIRTHE, BIRTHE_PIN, JENS, JENS_PIN, SOREN, SOREN_ITEM,
                                      SOREN_PIN, Http, collect, deny, load_by_item,
                                      start_demo)
@@ -23,7 +23,7 @@ ILS = ["sip2", pytest.param("fbs", marks=pytest.mark.skipif(
 
 @pytest.mark.parametrize("ils", ILS)
 def test_demo_against_the_test_library_system_end_to_end(tmp_path, ils):
-    before = set(threading.enumerate())
+    before = daemon_threads()
     daemon = start_demo(tmp_path / "state", ils)
     try:
         library = daemon.test_library.library
@@ -59,10 +59,10 @@ def test_demo_against_the_test_library_system_end_to_end(tmp_path, ils):
     finally:
         daemon.stop()
     try:
-        wait_until(lambda: set(threading.enumerate()) <= before, timeout=15,
+        wait_until(lambda: daemon_threads() <= before, timeout=15,
                    what="every thread of the daemon and its test library stopped")
     except AssertionError:
-        raise AssertionError(f"left running: {set(threading.enumerate()) - before}") from None
+        raise AssertionError(f"left running: {daemon_threads() - before}") from None
 
 
 def test_demo_parser_takes_ils():
