@@ -58,7 +58,8 @@ def test_the_wheel_holds_one_namespace_and_the_run_time_files(wheel):
     assert tops == {"bibbox"}, tops
     for needed in ("bibbox/config/demo.toml", "bibbox/web/templates/kiosk.html",
                    "bibbox/web/static/kiosk.js", "bibbox/daemon/cli.py",
-                   "bibbox/locker/domain/model.py"):
+                   "bibbox/locker/domain/model.py", "bibbox/library/demo_library.json",
+                   "bibbox/library/testserver.py"):
         assert needed in names, needed
     assert not any(n.startswith("bibbox/tests") for n in names)
 
