@@ -106,11 +106,11 @@ def sim_blueprint(simulator):
         names the hold's patron, the hold is announced and its compartment
         opens; ready once the door has been opened and closed."""
         from flask import current_app
+        barcode = json_body(required=("barcode",))["barcode"]
         ext = current_app.extensions["bibbox"]
         loading = ext.get("library_loading")
         if loading is None:
             raise CommandError("no_library", "this locker has no library system")
-        barcode = json_body(required=("barcode",))["barcode"]
         if not isinstance(barcode, str) or not 1 <= len(barcode) <= 64:
             raise CommandError("bad_request", "'barcode' must be an item barcode")
         hold_id = loading.announce_item(barcode)
