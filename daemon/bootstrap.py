@@ -490,6 +490,8 @@ class Daemon:
         if self.loan_worker is not None:
             self.loan_worker.stop()
             self.verifier.close()        # the library verifier's worker and connection
+        if self.library_loading is not None:
+            self.library_loading.catalogue.close()   # loading's own connection
         self.controller.stop()
         self.hardware.close()                   # every relay off, then the pins released
         self.store.close()

@@ -1,6 +1,7 @@
 """The ``bibbox`` command.
 
     bibbox demo [--port 8080] [--state-dir DIR] [--mqtt mqtt://HOST:PORT] [--config FILE]
+                [--ils sip2|fbs]
     bibbox run --config FILE
     bibbox check-config FILE
     bibbox patrons import FILE.csv --config FILE
@@ -147,9 +148,12 @@ def cmd_run(args):
     return _run_until_signal(Daemon(cfg))
 
 
-def demo_daemon(state_dir, port=8080, mqtt_url=None, clock=None, config=None):
+def demo_daemon(state_dir, port=8080, mqtt_url=None, clock=None, config=None, ils=None):
     """Build the simulated locker (``config``, default the shipped demo),
-    seeding demo patrons and holds on first run."""
+    seeding demo patrons and holds on first run.  ``ils`` (``"sip2"`` or
+    ``"fbs"``): against the embedded test library system instead (its
+    patrons and holds; nothing seeded locally; see
+    :mod:`bibbox.daemon.demo_ils`)."""
     from bibbox.daemon.secrets import create_site_key, read_secret_file, _decode
     from bibbox.daemon.bootstrap import Daemon
     cfg = load_config(config or DEMO_CONFIG)
@@ -161,6 +165,10 @@ def demo_daemon(state_dir, port=8080, mqtt_url=None, clock=None, config=None):
     if not os.path.exists(key_path):
         create_site_key(key_path)
     key = _decode(read_secret_file(key_path, "site key"), key_path)
+    if ils is not None:
+        from bibbox.daemon.demo_ils import library_demo_daemon
+        return library_demo_daemon(cfg, ils, site_key=key, mqtt_url=mqtt_url,
+                                   kiosk_port=port, clock=clock)
     daemon = Daemon(cfg, site_key=key, mqtt_url=mqtt_url, kiosk_port=port, clock=clock)
     daemon.simulator.patrons = [{k: v for k, v in p.items()} for p in DEMO_PATRONS]
     _seed_demo(daemon)
@@ -196,7 +204,7 @@ def _seed_demo(daemon):
 def cmd_demo(args):
     try:
         daemon = demo_daemon(args.state_dir, port=args.port, mqtt_url=args.mqtt,
-                             config=args.config)
+                             config=args.config, ils=args.ils)
     except BibboxError as exc:
         print(f"bibbox demo: {exc}", file=sys.stderr)
         return 1
@@ -207,7 +215,12 @@ def cmd_demo(args):
     print(f"  card reader: {sim.reader_path}")
     for name, bus in sim.buses.items():
         print(f"  lock bus {name!r}: {bus.path} (boards {sorted(bus.boards)})")
-    print(f"  demo patrons (made up) and their cards: http://127.0.0.1:{args.port}/sim")
+    if args.ils:
+        print(f"  library system (test, {args.ils}): {daemon.test_library.address}")
+        print(f"  its patrons (made up), cards, PINs and items: "
+              f"http://127.0.0.1:{args.port}/sim")
+    else:
+        print(f"  demo patrons (made up) and their cards: http://127.0.0.1:{args.port}/sim")
     print(f"  staff:       http://127.0.0.1:{args.port}/staff/  (first: bibbox staff add "
           f"NAME --admin --state-dir {args.state_dir})")
     sys.stdout.flush()
@@ -271,6 +284,8 @@ def build_parser():
     s.add_argument("--mqtt", metavar="URL", help="connect to a broker, e.g. mqtt://127.0.0.1:1883")
     s.add_argument("--config", metavar="FILE",
                    help="a simulated locker's configuration, e.g. config/demo-48-rs485.toml")
+    s.add_argument("--ils", choices=("sip2", "fbs"), help="against an embedded test library "
+                   "system (plain SIP2, or FBS's HTTPS dialect); needs bibbox[ils-demo]")
     s.set_defaults(func=cmd_demo)
     s = sub.add_parser("run", help="run the locker daemon")
     s.add_argument("--config", required=True)

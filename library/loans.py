@@ -95,6 +95,7 @@ class LoanWorker:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.queue.close()
+        self.client.close()        # its connection to the library system
 
     def _run(self):
         failures = 0

@@ -39,7 +39,7 @@ THIRD_PARTY = {
     "hal": {"gpiozero", "serial", "RPi", "lgpio", "smbus2", "minimalmodbus", "pymodbus"},
     "web": {"flask", "werkzeug", "waitress", "jinja2", "markupsafe"},
     "central": {"paho"},
-    "library": {"nacl"},
+    "library": {"nacl", "pysip2", "anyio"},   # pysip2 and its AnyIO: testserver.py only (the ils-demo extra)
     "daemon": {"gpiozero"},   # the pin factory's environment variable, nothing else
 }
 # Standard-library modules that do I/O: the domain and the application use

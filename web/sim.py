@@ -106,4 +106,34 @@ def sim_blueprint(simulator):
             "sim", patron_hash=locker.hasher.patron(card), items=data["items"], **options))
         return jsonify(ok=True, **result)
 
+    # -- the demo's test library system (bibbox demo --ils) ------------------------------
+    @bp.get("/library")
+    def library():
+        """The test library system's made-up patrons and items, or 404."""
+        listing = getattr(simulator, "test_library", None)
+        if not listing:
+            return jsonify(ok=False, error="no_test_library",
+                           message="no test library system (bibbox demo --ils)"), 404
+        return jsonify(ok=True, **listing)
+
+    @bp.post("/library/load")
+    def library_load():
+        """Load by item, as staff scanning ``{"barcode"}``: the library system
+        names the hold's patron, the hold is announced and its compartment
+        opens; ready once the door has been opened and closed."""
+        from flask import current_app
+        barcode = json_body(required=("barcode",))["barcode"]
+        ext = current_app.extensions["bibbox"]
+        loading = ext.get("library_loading")
+        if loading is None:
+            raise CommandError("no_library", "this locker has no library system")
+        if not isinstance(barcode, str) or not 1 <= len(barcode) <= 64:
+            raise CommandError("bad_request", "'barcode' must be an item barcode")
+        hold_id = loading.announce_item(barcode)
+        if hold_id is None:
+            raise CommandError("no_hold_patron", "the library system names no patron for "
+                               "this item: load it on the staff page with the card")
+        result = ext["controller"].call(lambda locker: locker.load_hold("sim", hold_id=hold_id))
+        return jsonify(ok=True, **result)
+
     return bp

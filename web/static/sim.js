@@ -138,4 +138,44 @@
   });
 
   loop();
+  loadLibrary();
+
+  /* The test library system of `bibbox demo --ils` (GET /sim/library; 404
+   * without one): its patrons and items; load by item via
+   * POST /sim/library/load {"barcode": ...}. */
+  function loadLibrary() {
+    fetch("/sim/library", { cache: "no-store" }).then(function (r) {
+      if (!r.ok) { return; }
+      return r.json().then(renderLibrary);
+    }).catch(function () {});
+  }
+
+  function renderLibrary(listing) {
+    $("library").hidden = false;
+    var patrons = $("library-patrons");
+    listing.patrons.forEach(function (p, i) {
+      var row = el("tr");
+      [p.name, p.card, p.pin, p.status].forEach(function (t) { row.appendChild(el("td", {}, t)); });
+      var cell = el("td");
+      cell.appendChild(button("Present card", "sim-library-present-" + i,
+        function () { presentCard(p.card); }));
+      row.appendChild(cell);
+      patrons.appendChild(row);
+    });
+    var items = $("library-items");
+    listing.items.forEach(function (item) {
+      var row = el("tr");
+      [item.barcode, item.title, item.hold || "-"].forEach(function (t) { row.appendChild(el("td", {}, t)); });
+      var cell = el("td");
+      if (item.hold) {
+        cell.appendChild(button("Load", "sim-library-load-" + item.barcode, function () {
+          post("/sim/library/load", { barcode: item.barcode }).then(function (r) {
+            if (r) { log("Loading " + item.barcode + " into compartment " + r.compartment + ": open and close its door."); }
+          });
+        }));
+      }
+      row.appendChild(cell);
+      items.appendChild(row);
+    });
+  }
 })();
