@@ -127,7 +127,10 @@ class RelayBank:
         """Queue a pulse of ``min(seconds, max_pulse_s)`` on ``compartment``'s relay; returns at once.
 
         A request for a compartment whose coil is already on or queued is
-        merged into that pulse (nothing is extended).  Raises HardwareError
+        merged into that pulse (nothing is extended).  A request merged into
+        a coil that is on is acknowledged at once (``on_fired`` with the time
+        that pulse has left), so the opening that asked for it is not left
+        waiting for a "fired" that already came.  Raises HardwareError
         for an unknown compartment, a closed bank, or a worker that is stuck
         (after ``LOCK_TIMEOUT_S``) or dead; ValueError unless ``seconds`` > 0.
         """
@@ -143,8 +146,13 @@ class RelayBank:
                 raise HardwareError("relay bank is closed")
             if not self._worker.is_alive():
                 raise HardwareError("relay worker has stopped; see the log")
-            if compartment in self._energised or any(c == compartment for c, _ in self._waiting):
-                log.info("pulse for compartment %s merged with the one already on or queued", compartment)
+            if compartment in self._energised:
+                left = max(0.0, self._energised[compartment] - time.monotonic())
+                log.info("pulse for compartment %s merged with the one already on", compartment)
+                self._events.put((self._on_fired, compartment, left))
+                return
+            if any(c == compartment for c, _ in self._waiting):
+                log.info("pulse for compartment %s merged with the one queued", compartment)
                 return
             self._waiting.append((compartment, pulse_s))
             self._cond.notify()

@@ -217,11 +217,12 @@ def test_pulse_for_a_coil_already_on_or_queued_is_merged(factory, make_bank):
     bank, rec = make_bank(active_high(17, 18), max_pulse_s=1, max_coils=1)
     bank.pulse(1, 0.3)
     assert rec.fired_event.wait(WAIT)
-    bank.pulse(1, 0.3)  # already on: not extended
+    bank.pulse(1, 0.3)  # already on: not extended, acknowledged at once
     bank.pulse(2, 0.05)
     bank.pulse(2, 0.05)  # queued behind 1: merged
     rec.wait_released(2)
-    assert [c for c, _ in rec.fired] == [1, 2]
+    assert [c for c, _ in rec.fired] == [1, 1, 2]
+    assert rec.fired[1][1] <= rec.fired[0][1]          # what pulse 1 had left, no more
     assert [s.state for s in factory.pin(17).states] == [False, True, False]
     assert 0.3 <= on_duration(factory.pin(17)) <= 0.3 + SLACK
     bank.pulse(1, 0.05)  # a later request fires again
