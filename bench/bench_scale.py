@@ -1,6 +1,6 @@
 """The locker at 6, 48, 200 and 500 doors in one run: start -> serving, idle
 CPU (schedstat, Kerong bus polling included), RSS, and the controller's idle
-turn and state snapshot.
+turn, state snapshot and the state bytes one MQTT reconnect republishes.
 
 Each size is a simulated locker on Kerong KR-CU16 boards (16 doors a board,
 up to 10 boards a bus, :mod:`lockers`), run as ``bibbox demo --config FILE``
@@ -77,7 +77,25 @@ def core_turn(config, turns=2000):
     for _ in range(200):
         locker._dirty(state=True)
         locker.flush()
-    return idle, (time.perf_counter() - t) / 200 * 1e6
+    snapshot_us = (time.perf_counter() - t) / 200 * 1e6
+    return idle, snapshot_us, reconnect_bytes(daemon)
+
+
+def reconnect_bytes(daemon):
+    """Payload bytes the state publisher sends again after one reconnect."""
+    from bibbox.central.state_publisher import StatePublisher
+    from bibbox.central.topics import Topics
+    sent = []
+    publisher = StatePublisher(board=daemon.controller.board, topics=Topics("bench"),
+                               clock=daemon.clock,
+                               publish=lambda topic, payload, **kw: sent.append(
+                                   len(topic) + len(payload)))
+    daemon.locker._dirty(state=True)
+    daemon.locker.flush()
+    publisher.publish_changes()
+    sent.clear()
+    publisher.republish()
+    return sum(sent)
 
 
 def main(argv=None):
@@ -91,17 +109,17 @@ def main(argv=None):
     for doors in (int(s) for s in args.sizes.split(",")):
         config = lockers.write_locker(doors, directory)
         ready, cpu, rss = run_idle(config, args.seconds)
-        idle_us, state_us = core_turn(config)
-        rows.append((doors, ready, cpu, rss, idle_us, state_us))
+        idle_us, state_us, reconnect = core_turn(config)
+        rows.append((doors, ready, cpu, rss, idle_us, state_us, reconnect))
     print(f"bibbox at scale: {os.cpu_count()} CPUs, load {load0[0]:.2f} before and "
           f"{os.getloadavg()[0]:.2f} after (the machine is shared: figures include "
           f"its noise); {args.seconds:.0f} s idle a size")
     print("| doors | start -> serving | idle CPU (% core) | RSS max | idle turn | "
-          "state snapshot |")
-    print("|---|---|---|---|---|---|")
-    for doors, ready, cpu, rss, idle_us, state_us in rows:
+          "state snapshot | bytes per reconnect |")
+    print("|---|---|---|---|---|---|---|")
+    for doors, ready, cpu, rss, idle_us, state_us, reconnect in rows:
         print(f"| {doors} | {ready:.2f} s | {cpu:.3f} % | {rss / 1e6:.1f} MB | "
-              f"{idle_us:.0f} us | {state_us:.0f} us |")
+              f"{idle_us:.0f} us | {state_us:.0f} us | {reconnect} |")
     print("targets at 200 doors: start <= 1 s, idle CPU <= 0.05 %, RSS <= 45 MB")
 
 
