@@ -13,7 +13,6 @@ p99 <= 100 ms on the development machine.  Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import random
@@ -22,12 +21,14 @@ import statistics
 import sys
 import tempfile
 import time
+import tomllib
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bibbox.locker.domain import config as config_mod  # noqa: E402
 from bibbox.locker.domain.clock import FakeClock  # noqa: E402
-from bibbox.locker.domain.config import CompartmentSection  # noqa: E402
+import lockers  # noqa: E402
 from bibbox.locker.app.controller import Controller  # noqa: E402
 from bibbox.locker.app.local_verifier import LocalVerifier  # noqa: E402
 from bibbox.locker.domain.core import Locker  # noqa: E402
@@ -46,12 +47,10 @@ class Relays:
 def build(state_dir, n_comps, n_holds, seed=7):
     rng = random.Random(seed)
     sizes = ["S", "M", "L"]
-    base = config_mod.parse({"locker": {"id": "bench", "state_dir": state_dir},
-                             "compartments": [{"number": 1, "size": "S", "relay_pin": 2,
-                                               "door_pin": 3}]})
-    comps = tuple(CompartmentSection(number=i, size=sizes[i % 3], relay_pin=2, door_pin=3)
-                  for i in range(1, n_comps + 1))
-    cfg = dataclasses.replace(base, compartments=comps)
+    # A locker config.parse accepts: the doors on Kerong boards (lockers.py).
+    raw = tomllib.loads(lockers.locker_toml(n_comps, locker_id="bench"))
+    raw["locker"]["state_dir"] = state_dir
+    cfg = config_mod.parse(raw)
     clock = FakeClock()
     store = Store(os.path.join(state_dir, "bibbox.db"), clock=clock)
     hasher = KeyedHasher(b"bench-site-key-0123456789abcdef")
@@ -90,7 +89,7 @@ def build(state_dir, n_comps, n_holds, seed=7):
                     verifier=LocalVerifier(store, hasher, clock), relays=Relays(),
                     post=controller.post, publish=controller.board.publish)
     controller.attach(locker)
-    locker.start({c.number: "closed" for c in comps})
+    locker.start({c.number: "closed" for c in cfg.compartments})
     for c in range(n_comps - 20, n_comps - 10):
         locker.set_out_of_service(c, "broken hinge", "bench")
     for c in range(n_comps - 5, n_comps):

@@ -42,7 +42,10 @@ class Alarms:
             self.active[alarm.key] = alarm
 
     def is_raised(self, kind, compartment=None, board=""):
-        return Alarm(kind, compartment, board).key in self.active
+        """Is ``kind`` up for ``compartment`` (or lock ``board``)?  Builds the
+        key as :attr:`Alarm.key` does, with no object per call."""
+        key = f"{kind.value}:{board}" if board else f"{kind.value}:{compartment or 0}"
+        return key in self.active
 
     def suspect_compartments(self):
         """Compartments whose door or sensor is in doubt."""

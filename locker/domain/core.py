@@ -69,6 +69,7 @@ class Locker:
         self.next_expiry_check = 0.0
         self.kiosk_version = self.state_version = 0
         self._kiosk_dirty = self._state_dirty = True
+        self._compartment_views = views.CompartmentViews()
         store.on_commit.append(self._after_commit)
 
     # -- the state, as readers know it ---------------------------------------------
@@ -206,6 +207,7 @@ class Locker:
             self._door_jammed(number)
         for raise_, kind, number in due.alarms:
             (self._alarms.raise_ if raise_ else self._alarms.clear)(kind, number)
+        self._doors.forget_settled(now, self._alarms.is_raised)
         if now >= self.next_expiry_check:
             self.next_expiry_check = now + self.timing.expiry_check_s
             self._holds.expire_due()
@@ -526,4 +528,5 @@ class Locker:
                                 openings=self.openings, tracks=self.doors,
                                 alarms=self.alarms, reader_online=self.reader_online,
                                 default_track=DoorTrack(), tz=self._holds.tz,
-                                library_online=self.library_online)
+                                library_online=self.library_online,
+                                cache=self._compartment_views)

@@ -19,6 +19,8 @@ from bibbox.locker.domain.errors import StoreError
 from bibbox.locker.domain.model import AlarmKind, DoorState, EventType, Opening
 
 FORCED_SETTLE_S = 2.0   # a forced-door alarm clears once the door stays shut this long
+# The alarms :meth:`Doors.due` raises or clears by time.
+WATCHED_ALARMS = (AlarmKind.DOOR_HELD_OPEN, AlarmKind.SENSOR_FLAPPING, AlarmKind.DOOR_FORCED)
 
 
 @dataclass
@@ -45,6 +47,10 @@ class Doors:
         self.tracks: dict[int, DoorTrack] = {}
         self.openings: dict[int, Opening] = {}
         self.unstored_open: set[int] = set()   # seen open while the database refused it
+        # Doors with a timer running (open, or a sensor edge not yet settled):
+        # the only ones :meth:`due` and :meth:`deadlines` look at, so an idle
+        # turn does no work per door.  A door leaves once nothing is pending.
+        self.watched: set[int] = set()
 
     def read(self, numbers, readings):
         """The doors as they are at start (``readings``: number -> state)."""
@@ -53,6 +59,8 @@ class Doors:
             state = DoorState(readings.get(number, "unknown"))
             self.tracks[number] = DoorTrack(
                 state=state, opened_mono=now if state is DoorState.OPEN else None)
+            if state is DoorState.OPEN:
+                self.watched.add(number)
 
     def state_of(self, number):
         return self.tracks[number].state if number in self.tracks else None
@@ -119,6 +127,7 @@ class Doors:
         door.state = new
         door.edges.append(now)
         door.opened_mono = now if new is DoorState.OPEN else None
+        self.watched.add(number)
         return new
 
     def too_many_edges(self, number):
@@ -181,14 +190,15 @@ class Doors:
         return opening.fired_mono is not None and not opening.seen_open and not opening.jammed
 
     def due(self, now):
-        """What is due at monotonic ``now``."""
+        """What is due at monotonic ``now`` (see :meth:`forget_settled`)."""
         t = self.timing
         jammed = [n for n, o in self.openings.items()
                   if self._waiting(o) and now >= o.fired_mono + t.door_open_timeout_s]
         alarms = []
-        for number, door in self.tracks.items():
-            if door.state is DoorState.OPEN and door.opened_mono is not None and \
-                    now >= door.opened_mono + t.door_held_open_s:
+        for number in sorted(self.watched):
+            door = self.tracks[number]
+            is_open = door.state is DoorState.OPEN and door.opened_mono is not None
+            if is_open and now >= door.opened_mono + t.door_held_open_s:
                 alarms.append((True, AlarmKind.DOOR_HELD_OPEN, number))
             if door.edges and now >= door.edges[-1] + t.flap_window_s:
                 alarms.append((False, AlarmKind.SENSOR_FLAPPING, number))
@@ -197,13 +207,28 @@ class Doors:
                 alarms.append((False, AlarmKind.DOOR_FORCED, number))
         return DoorsDue(jammed, alarms)
 
+    def forget_settled(self, now, is_raised):
+        """Stop watching doors with nothing pending: shut (or unknown), past
+        the flap and forced windows, with no door alarm of theirs up (one
+        that could not be cleared keeps its door watched, to try again)."""
+        settle_s = max(self.timing.flap_window_s, FORCED_SETTLE_S)
+        settled = []
+        for number in self.watched:
+            door = self.tracks[number]
+            if door.state is DoorState.OPEN or (door.edges and now < door.edges[-1] + settle_s):
+                continue
+            if not any(is_raised(kind, number) for kind in WATCHED_ALARMS):
+                settled.append(number)
+        self.watched.difference_update(settled)
+
     def deadlines(self, is_raised):
         """Monotonic times at which :meth:`due` will have work;
         ``is_raised(kind, number)`` tells which alarms are up."""
         t = self.timing
         times = [o.fired_mono + t.door_open_timeout_s for o in self.openings.values()
                  if self._waiting(o)]
-        for number, door in self.tracks.items():
+        for number in self.watched:
+            door = self.tracks[number]
             if door.state is DoorState.OPEN and door.opened_mono is not None and \
                     not is_raised(AlarmKind.DOOR_HELD_OPEN, number):
                 times.append(door.opened_mono + t.door_held_open_s)

@@ -51,31 +51,64 @@ def compartment_state(comp, opening, holds):
     return "free"
 
 
+class CompartmentViews:
+    """The compartment entries of the state view, kept between snapshots:
+    an entry is rebuilt only when what it is made of changed (the
+    compartment, its opening's purpose, its door, its alarms, the holds
+    inside), so a snapshot after one door moved builds one entry and reuses
+    the others (the same dict objects, which readers must not change)."""
+
+    def __init__(self):
+        self._entries: dict[int, tuple] = {}    # number -> (signature, entry)
+
+    def entries(self, *, compartments, holds, openings, tracks, alarms, default_track, tz):
+        inside = collections.defaultdict(list)     # one pass, not one per compartment
+        for h in holds.values():
+            if h.compartment is not None and h.state.in_locker:
+                inside[h.compartment].append(h)
+        alarms_at = collections.defaultdict(list)
+        for a in alarms.values():
+            alarms_at[a.compartment].append(a.kind.value)
+        out, cache = [], self._entries
+        for number, comp in sorted(compartments.items()):
+            door = tracks.get(number, default_track)
+            opening = openings.get(number)
+            held = inside.get(number, ())
+            signature = (comp, opening and opening.purpose, door.state, door.energised,
+                         tuple(sorted(alarms_at.get(number, ()))), tuple(held))
+            cached = cache.get(number)
+            if cached is None or cached[0] != signature:
+                cached = cache[number] = (signature, _compartment_entry(
+                    comp, opening, door, signature[4], held, tz))
+            out.append(cached[1])
+        if len(cache) > len(compartments):
+            for number in set(cache) - set(compartments):
+                del cache[number]
+        return out
+
+
+def _compartment_entry(comp, opening, door, alarm_kinds, held, tz):
+    deadline = min((h.deadline for h in held), default=None)
+    return {
+        "number": comp.number, "size": comp.size,
+        "state": compartment_state(comp, opening, held),
+        "door": door.state.value,
+        "lock": "released" if door.energised else "locked",
+        "alarms": list(alarm_kinds),
+        "occupied": bool(held),
+        "out_of_service": comp.out_of_service,
+        "deadline": deadline,
+        "deadline_date": last_local_date(deadline, tz),
+    }
+
+
 def state_view(*, version, locker_id, compartments, holds, openings, tracks, alarms,
-               reader_online, default_track, tz, library_online=None):
-    """The locker as staff and central see it; no patron data."""
-    inside = collections.defaultdict(list)     # one pass, not one per compartment
-    for h in holds.values():
-        if h.compartment is not None and h.state.in_locker:
-            inside[h.compartment].append(h)
-    alarms_at = collections.defaultdict(list)
-    for a in alarms.values():
-        alarms_at[a.compartment].append(a.kind.value)
-    comps = []
-    for number, comp in sorted(compartments.items()):
-        door = tracks.get(number, default_track)
-        held = inside.get(number, [])
-        comps.append({
-            "number": number, "size": comp.size,
-            "state": compartment_state(comp, openings.get(number), held),
-            "door": door.state.value,
-            "lock": "released" if door.energised else "locked",
-            "alarms": sorted(alarms_at.get(number, [])),
-            "occupied": bool(held),
-            "out_of_service": comp.out_of_service,
-            "deadline": (deadline := min((h.deadline for h in held), default=None)),
-            "deadline_date": last_local_date(deadline, tz),
-        })
+               reader_online, default_track, tz, library_online=None, cache=None):
+    """The locker as staff and central see it; no patron data.  ``cache``
+    (a :class:`CompartmentViews`) keeps unchanged compartment entries."""
+    comps = (cache or CompartmentViews()).entries(
+        compartments=compartments, holds=holds, openings=openings, tracks=tracks,
+        alarms=alarms, default_track=default_track, tz=tz)
     return {"version": version, "locker_id": locker_id, "compartments": comps,
             "alarms": [{"alarm": a.kind.value, "compartment": a.compartment,
                         **({"board": a.board} if a.board else {})}

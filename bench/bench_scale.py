@@ -1,0 +1,127 @@
+"""The locker at 6, 48, 200 and 500 doors in one run: start -> serving, idle
+CPU (schedstat, Kerong bus polling included), RSS, and the controller's idle
+turn, state snapshot and the state bytes one MQTT reconnect republishes.
+
+Each size is a simulated locker on Kerong KR-CU16 boards (16 doors a board,
+up to 10 boards a bus, :mod:`lockers`), run as ``bibbox demo --config FILE``
+in a subprocess (measured as :mod:`bench_idle` does), then in process for
+the controller turn (:mod:`bench_core_turn`'s way).  Prints a table and the
+machine's load; asserts nothing.  Targets at 200 doors: start <= 1 s, idle
+CPU <= 0.05 % of a core, RSS <= 45 MB.
+
+    python bench/bench_scale.py [--seconds 20] [--sizes 6,48,200,500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import bench_idle  # noqa: E402
+import lockers  # noqa: E402
+
+
+def run_idle(config, seconds):
+    """(start -> first 200 s, idle CPU % of a core, RSS max bytes) of the demo."""
+    port = bench_idle.free_port()
+    state = tempfile.mkdtemp(prefix="bench-scale-")
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", bench_idle.LAUNCHER, "bibbox.daemon.cli",
+                             "--log-level", "WARNING", "demo", "--config", config,
+                             "--port", str(port), "--state-dir", state],
+                            cwd=state, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ready = bench_idle.first_200(f"http://127.0.0.1:{port}/", proc) - started
+        process = psutil.Process(proc.pid)
+        time.sleep(bench_idle.SETTLE_S)
+        before, t0 = bench_idle.thread_stats(proc.pid), time.perf_counter()
+        rss = 0
+        while time.perf_counter() - t0 < seconds:
+            rss = max(rss, process.memory_info().rss)
+            time.sleep(0.5)
+        after, t1 = bench_idle.thread_stats(proc.pid), time.perf_counter()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    cpu_ns = sum(ns - before.get(tid, (name, 0, 0))[1] for tid, (name, ns, _) in after.items())
+    return ready, 100 * cpu_ns / 1e9 / (t1 - t0), rss
+
+
+def core_turn(config, turns=2000):
+    """(idle turn us, state snapshot after a change us) in process."""
+    from bibbox.daemon.cli import demo_daemon
+    import logging
+    logging.disable(logging.WARNING)
+    daemon = demo_daemon(tempfile.mkdtemp(), port=0, config=config)
+    locker = daemon.locker
+    t = time.perf_counter()
+    for _ in range(turns):
+        locker.next_deadline()
+        locker.on_time()
+        locker.flush()
+    idle = (time.perf_counter() - t) / turns * 1e6
+    t = time.perf_counter()
+    for _ in range(200):
+        locker._dirty(state=True)
+        locker.flush()
+    snapshot_us = (time.perf_counter() - t) / 200 * 1e6
+    return idle, snapshot_us, reconnect_bytes(daemon)
+
+
+def reconnect_bytes(daemon):
+    """Payload bytes the state publisher sends again after one reconnect."""
+    from bibbox.central.state_publisher import StatePublisher
+    from bibbox.central.topics import Topics
+    sent = []
+    publisher = StatePublisher(board=daemon.controller.board, topics=Topics("bench"),
+                               clock=daemon.clock,
+                               publish=lambda topic, payload, **kw: sent.append(
+                                   len(topic) + len(payload)))
+    daemon.locker._dirty(state=True)
+    daemon.locker.flush()
+    publisher.publish_changes()
+    sent.clear()
+    publisher.republish()
+    return sum(sent)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--sizes", default="6,48,200,500")
+    args = parser.parse_args(argv)
+    directory = tempfile.mkdtemp(prefix="bench-scale-configs-")
+    load0 = os.getloadavg()
+    rows = []
+    for doors in (int(s) for s in args.sizes.split(",")):
+        config = lockers.write_locker(doors, directory)
+        ready, cpu, rss = run_idle(config, args.seconds)
+        idle_us, state_us, reconnect = core_turn(config)
+        rows.append((doors, ready, cpu, rss, idle_us, state_us, reconnect))
+    print(f"bibbox at scale: {os.cpu_count()} CPUs, load {load0[0]:.2f} before and "
+          f"{os.getloadavg()[0]:.2f} after (the machine is shared: figures include "
+          f"its noise); {args.seconds:.0f} s idle a size")
+    print("| doors | start -> serving | idle CPU (% core) | RSS max | idle turn | "
+          "state snapshot | bytes per reconnect |")
+    print("|---|---|---|---|---|---|---|")
+    for doors, ready, cpu, rss, idle_us, state_us, reconnect in rows:
+        print(f"| {doors} | {ready:.2f} s | {cpu:.3f} % | {rss / 1e6:.1f} MB | "
+              f"{idle_us:.0f} us | {state_us:.0f} us | {reconnect} |")
+    print("targets at 200 doors: start <= 1 s, idle CPU <= 0.05 %, RSS <= 45 MB")
+
+
+if __name__ == "__main__":
+    main()
