@@ -306,3 +306,43 @@ def test_without_a_session_commands_sent_while_offline_are_not_kept(broker, tmp_
         sub.stop()
     finally:
         rig.close()
+
+
+def test_cpr_numbers_in_command_free_text_are_masked_before_anything_is_written(
+        central, broker):
+    """A reason or actor from central holding a CPR number (any form) is
+    masked by the one sanitiser before it is stored, published or answered."""
+    rig = central.rig
+    everything = Subscriber(broker.port, [f"{ROOT}/#"], validate=contract_validator,
+                            qos=1).start()
+    try:
+        body = command("set_out_of_service", {"number": 3,
+                                              "reason": "låner 010170-9999 ringede"},
+                       clock=rig.clock, actor="0101709999")
+        central.send("set_out_of_service", body)
+        assert central.response(body["request_id"])["status"] == "ok"
+        body = command("open_compartment", {"number": 2, "reason": "patron 010170 9999"},
+                       clock=rig.clock)
+        central.send("open_compartment", body)
+        assert central.response(body["request_id"])["status"] == "ok"
+        state = rig.call(lambda lk: lk.state_view())
+        assert state["compartments"][2]["out_of_service"] == "låner [cpr removed] ringede"
+        wait_until(lambda: any(m.topic.endswith("/compartments/3") for m in everything.messages),
+                   10, "the retained compartment state")
+    finally:
+        everything.stop()
+    # what the locker wrote: every message but central's own commands, its
+    # audit rows, its database and WAL files
+    written = [m.payload.decode("utf-8", "replace") for m in everything.messages
+               if "/commands/" not in m.topic]
+    written += [str(dict(a)) for a in rig.store.audit_rows(conn=rig.store.reader())]
+    for suffix in ("", "-wal"):
+        try:
+            with open(rig.store.path + suffix, "rb") as fh:
+                written.append(fh.read().decode("latin-1"))
+        except FileNotFoundError:
+            pass
+    assert any("[cpr removed]" in text for text in written)
+    for text in written:
+        for form in ("0101709999", "010170-9999", "010170 9999"):
+            assert form not in text
