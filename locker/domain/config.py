@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from bibbox.locker.domain import free_text
 from bibbox.locker.domain.buses import BUS_KINDS, KERONG_LOCKS, NO_CHANNEL, check_buses
+from bibbox.locker.domain.cabinet import position_problems
 from bibbox.locker.domain.errors import CommandError, ConfigError
 
 # Facts shared with adapters; kept here so the domain need not import them.
@@ -233,6 +234,9 @@ class CompartmentSection:
     unit: int = _opt(NO_CHANNEL, lo=1, hi=247)
     coil: int = _opt(NO_CHANNEL, lo=0, hi=65535)
     input: int = _opt(NO_CHANNEL, lo=0, hi=65535)
+    column: int = _opt(0, lo=1, hi=64, doc="place in the front: column from 1 at the left")
+    row: int = _opt(0, lo=1, hi=64, doc="place in the front: row from 1 at the top")
+    rows: int = _opt(1, lo=1, hi=64, doc="rows the door spans")
 
     @property
     def on_gpio(self):
@@ -465,6 +469,7 @@ def _cross_check(sections, compartments, problems):
         for key in ("relay_pin", "door_pin", "item_pin"):
             if key in c:
                 claim(c[key], f"{path}.{key}")
+    problems.extend(position_problems(compartments))
     if keypad is not None and keypad.kind == "matrix":
         for kind in ("row_pins", "col_pins"):
             pin_list = getattr(keypad, kind)
