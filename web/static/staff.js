@@ -247,6 +247,23 @@
         onclick: function () { openDetail(tile.n); } }, lines);
     }
 
+    /* With configured places (boot.front) the tiles stand where their doors
+       are in the cabinet's front; on a phone the CSS puts them back in a list. */
+    var places = {};
+    if (boot.front) {
+      list.classList.add("cabinet");
+      list.style.setProperty("--cols", String(boot.front.columns));
+      list.style.setProperty("--rows", String(boot.front.rows));
+      boot.front.doors.forEach(function (d) { places[d.n] = d; });
+    }
+
+    function place(li, n) {
+      var d = places[n];
+      if (!d) return;
+      li.style.gridColumn = String(d.column);
+      li.style.gridRow = d.row + " / span " + d.rows;
+    }
+
     function render(v) {
       renderAlarms(v);
       var seen = {};
@@ -256,6 +273,7 @@
         var li = rendered[tile.n];
         if (!li) {
           li = el("li", { "data-n": tile.n });
+          place(li, tile.n);
           rendered[tile.n] = li;
           list.appendChild(li);
         } else if (li.dataset.key === key) {
