@@ -258,6 +258,14 @@ class DisplaySection:
 
 
 @dataclass(frozen=True)
+class PrinterSection:
+    """An optional ESC/POS receipt printer (hal/receipt_printer.py)."""
+    enabled: bool = _opt(False, doc="print each patron's receipt")
+    port: str = _opt("", doc="serial device or pyserial URL, e.g. /dev/usb/lp0")
+    baudrate: int = _opt(9600, lo=1200, hi=921600)
+
+
+@dataclass(frozen=True)
 class Config:
     locker: LockerSection
     compartments: tuple
@@ -272,6 +280,7 @@ class Config:
     mqtt: MqttSection = MqttSection()
     display: DisplaySection = DisplaySection()
     library: LibrarySection = LibrarySection()
+    printer: PrinterSection = PrinterSection()
     buses: tuple = ()
     source: str = ""
 
@@ -297,7 +306,7 @@ _SECTION_TYPES = {
     "hardware": HardwareSection, "timing": TimingSection,
     "reader": ReaderSection, "keypad": KeypadSection, "web": WebSection,
     "holds": HoldsSection, "verifier": VerifierSection, "mqtt": MqttSection,
-    "display": DisplaySection, "library": LibrarySection,
+    "display": DisplaySection, "library": LibrarySection, "printer": PrinterSection,
 }
 _TYPE_NAMES = {bool: "true or false", int: "a whole number",
                float: "a number", str: "text", list: "a list"}
@@ -446,6 +455,9 @@ def _cross_check(sections, compartments, problems):
             problems.append("holds.sizes: a size is listed twice")
     _check_proxy(sections.get("web"), problems)
     _check_help_texts(sections.get("locker"), problems)
+    printer = sections.get("printer")
+    if printer is not None and printer.enabled and not printer.port:
+        problems.append("printer.port: an enabled printer needs its port")
     pins = {}
 
     def claim(pin, owner):

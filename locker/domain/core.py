@@ -337,6 +337,11 @@ class Locker:
             self._guarded(self._alarms.raise_, AlarmKind.BOARD_OFFLINE, None, message.board)
         self._dirty(state=True)
 
+    def printer_status_changed(self, message: msg.PrinterStatus):
+        """The receipt printer failed (``printer_offline`` alarm) or printed again."""
+        change = self._alarms.clear if message.ok else self._alarms.raise_
+        self._guarded(change, AlarmKind.PRINTER_OFFLINE, None)
+
     def item_sensed(self, message: msg.ItemSensed):
         """An item sensor changed; kept for the loading and pickup checks."""
         if message.compartment in self.compartments:
