@@ -311,9 +311,15 @@
       var n = body.compartment || current;
       err.textContent = "";
       $("#detail-done").textContent = "";
-      own[n] = { answered: false, opening: path === "open" };
+      var before = tileOf(n);
+      own[n] = { answered: false, opening: path === "open", fp: before ? before.fp : null };
       return command(path, body).then(function (data) {
-        if (own[n]) own[n].answered = true;
+        var mine = own[n], now = tileOf(n);
+        if (mine) {
+          mine.answered = true;
+          // our change was already seen (the live view beat the answer): done
+          if (!mine.opening && now && now.fp !== mine.fp) delete own[n];
+        }
         toast(done);
         if (dialog.open) $("#detail-done").textContent = done;   // the toast is under the overlay
         return data;
