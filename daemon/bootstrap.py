@@ -21,6 +21,7 @@ from bibbox.locker.app.local_verifier import LocalVerifier
 from bibbox.locker.domain import messages as msg
 from bibbox.locker.domain.core import Locker
 from bibbox.locker.domain.identity import KeyedHasher
+from bibbox.daemon.printing import build_printer
 from bibbox.daemon.secrets import load_site_key
 from bibbox.locker.store import Store
 
@@ -295,6 +296,9 @@ class Daemon:
             self._abandon()   # a broken MQTT secret, say: every relay off again
             raise
         self.controller.attach(self.locker)
+        self.printer = build_printer(cfg, store=self.store, clock=self.clock,
+                                     post=self.controller.post)
+        self._printing = False
 
     def _abandon(self):
         """Undo a construction that failed half-way (relays off first)."""
@@ -416,6 +420,9 @@ class Daemon:
             self.link.start()
         if self.loan_worker is not None:
             self.loan_worker.start()
+        if self.printer is not None:
+            self.printer.start()
+            self._printing = True
         if self.serve_web:
             self._start_web()
         self.ready.set()
@@ -492,6 +499,8 @@ class Daemon:
             self.verifier.close()        # the library verifier's worker and connection
         if self.library_loading is not None:
             self.library_loading.catalogue.close()   # loading's own connection
+        if self._printing:
+            self.printer.stop()
         self.controller.stop()
         self.hardware.close()                   # every relay off, then the pins released
         self.store.close()

@@ -28,4 +28,15 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+
+# axe-core, the accessibility checker the browser tests inject into every
+# kiosk and staff screen (tests/web/axe.py): from npm, into tests/node_modules
+# (git-ignored), only when missing.
+if [ ! -f tests/node_modules/axe-core/axe.min.js ]; then
+    if command -v npm >/dev/null 2>&1; then
+        npm install --no-save --no-audit --no-fund --silent --prefix tests axe-core@4
+    else
+        echo "npm is missing: the axe-core checks will be skipped (apt-get install npm)"
+    fi
+fi
 exec "$VENV/bin/python" -m pytest "$@"

@@ -58,6 +58,11 @@ def create_app(*, controller, cfg, simulator=None, parts=("kiosk", "sim"),
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    @app.get("/favicon.ico")
+    def favicon():
+        """The locker icon, so a browser's automatic request finds it."""
+        return app.send_static_file("favicon.svg")
+
     if "kiosk" in parts:
         from bibbox.web.kiosk import kiosk
         app.register_blueprint(kiosk)

@@ -20,6 +20,7 @@ import os
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from bibbox.locker.domain import free_text
+from bibbox.locker.domain.cabinet import front
 from bibbox.locker.domain.errors import CommandError
 from bibbox.locker.domain.messages import KioskAction, PickupCodeEntered, PinEntered
 
@@ -76,7 +77,8 @@ def page():
                            simulated=cfg.locker.simulated,
                            languages=[(code, t.get("_name", code), t.get("_dir", "ltr"))
                                       for code, t in texts.items()],
-                           catalogues=texts, help=help_contact(cfg))
+                           catalogues=texts, help=help_contact(cfg),
+                           front=front(cfg.compartments))
 
 
 @kiosk.get("/api/kiosk")

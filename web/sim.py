@@ -6,7 +6,7 @@ numbers and PINs by design (they are made up) and is excluded from the
 privacy scan for that reason.
 """
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 
 from bibbox.locker.domain.errors import CommandError
 
@@ -43,7 +43,22 @@ def sim_blueprint(simulator):
 
     @bp.get("/state")
     def state():
-        return jsonify(simulator.state())
+        """The simulated hardware, plus which holds sit in which compartment
+        (``holds``: number -> pickup numbers and states, from the locker)."""
+        return jsonify({**simulator.state(), "holds": holds_by_compartment()})
+
+    def holds_by_compartment():
+        controller = current_app.extensions["bibbox"]["controller"]
+
+        def read(locker):
+            placed = {}
+            for hold in sorted(locker.holds.values(), key=lambda h: h.pickup_number):
+                if hold.compartment is not None:
+                    placed.setdefault(str(hold.compartment), []).append(
+                        {"pickup": hold.pickup_number, "state": hold.state.value,
+                         "items": len(hold.items)})
+            return placed
+        return controller.call(read)
 
     @bp.post("/doors/<int:n>")
     def door(n):

@@ -41,6 +41,7 @@ HANDLERS: dict[type, Callable[[Locker, msg.Message], None]] = {
     msg.LoanSettled: Locker.loan_settled,
     msg.LibraryOnline: Locker.library_online_changed,
     msg.BoardOnline: Locker.board_online_changed,
+    msg.PrinterStatus: Locker.printer_status_changed,
     msg.ItemSensed: Locker.item_sensed,
     msg.Wake: Locker.wake,
 }

@@ -282,6 +282,14 @@ class StaffService:
             return locker.confirm_removed(number, actor, reason)
         return self._run(run)
 
+    def mark_collected(self, actor, number, reason, fp=None):
+        """The patron on the phone took what staff opened ``number`` for: its
+        ready holds become collected, ``reason`` audited as typed."""
+        def run(locker):
+            self._check_fresh(locker, number, fp)
+            return {"collected": locker.mark_collected(number, actor, reason)}
+        return self._run(run)
+
     def cancel(self, actor, hold_id, reason):
         return self._run(lambda locker: locker.cancel_hold(hold_id, actor, reason))
 

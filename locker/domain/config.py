@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from bibbox.locker.domain import free_text
 from bibbox.locker.domain.buses import BUS_KINDS, KERONG_LOCKS, NO_CHANNEL, check_buses
+from bibbox.locker.domain.cabinet import position_problems
 from bibbox.locker.domain.errors import CommandError, ConfigError
 
 # Facts shared with adapters; kept here so the domain need not import them.
@@ -233,6 +234,9 @@ class CompartmentSection:
     unit: int = _opt(NO_CHANNEL, lo=1, hi=247)
     coil: int = _opt(NO_CHANNEL, lo=0, hi=65535)
     input: int = _opt(NO_CHANNEL, lo=0, hi=65535)
+    column: int = _opt(0, lo=1, hi=64, doc="place in the front: column from 1 at the left")
+    row: int = _opt(0, lo=1, hi=64, doc="place in the front: row from 1 at the top")
+    rows: int = _opt(1, lo=1, hi=64, doc="rows the door spans")
 
     @property
     def on_gpio(self):
@@ -254,6 +258,14 @@ class DisplaySection:
 
 
 @dataclass(frozen=True)
+class PrinterSection:
+    """An optional ESC/POS receipt printer (hal/receipt_printer.py)."""
+    enabled: bool = _opt(False, doc="print each patron's receipt")
+    port: str = _opt("", doc="serial device or pyserial URL, e.g. /dev/usb/lp0")
+    baudrate: int = _opt(9600, lo=1200, hi=921600)
+
+
+@dataclass(frozen=True)
 class Config:
     locker: LockerSection
     compartments: tuple
@@ -268,6 +280,7 @@ class Config:
     mqtt: MqttSection = MqttSection()
     display: DisplaySection = DisplaySection()
     library: LibrarySection = LibrarySection()
+    printer: PrinterSection = PrinterSection()
     buses: tuple = ()
     source: str = ""
 
@@ -293,7 +306,7 @@ _SECTION_TYPES = {
     "hardware": HardwareSection, "timing": TimingSection,
     "reader": ReaderSection, "keypad": KeypadSection, "web": WebSection,
     "holds": HoldsSection, "verifier": VerifierSection, "mqtt": MqttSection,
-    "display": DisplaySection, "library": LibrarySection,
+    "display": DisplaySection, "library": LibrarySection, "printer": PrinterSection,
 }
 _TYPE_NAMES = {bool: "true or false", int: "a whole number",
                float: "a number", str: "text", list: "a list"}
@@ -442,6 +455,9 @@ def _cross_check(sections, compartments, problems):
             problems.append("holds.sizes: a size is listed twice")
     _check_proxy(sections.get("web"), problems)
     _check_help_texts(sections.get("locker"), problems)
+    printer = sections.get("printer")
+    if printer is not None and printer.enabled and not printer.port:
+        problems.append("printer.port: an enabled printer needs its port")
     pins = {}
 
     def claim(pin, owner):
@@ -465,6 +481,7 @@ def _cross_check(sections, compartments, problems):
         for key in ("relay_pin", "door_pin", "item_pin"):
             if key in c:
                 claim(c[key], f"{path}.{key}")
+    problems.extend(position_problems(compartments))
     if keypad is not None and keypad.kind == "matrix":
         for kind in ("row_pins", "col_pins"):
             pin_list = getattr(keypad, kind)

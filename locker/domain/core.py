@@ -28,7 +28,7 @@ from bibbox.locker.domain.alarms import Alarms
 from bibbox.locker.domain.clock import GuardedClock
 from bibbox.locker.domain.commands import Commands
 from bibbox.locker.domain.doors import DoorTrack, Doors
-from bibbox.locker.domain.errors import StoreError
+from bibbox.locker.domain.errors import CommandError, StoreError
 from bibbox.locker.domain.holds import Holds
 from bibbox.locker.domain.identity import pseudonym
 from bibbox.locker.domain.model import AlarmKind, Compartment, DoorState, EventType, OpenPurpose
@@ -339,6 +339,11 @@ class Locker:
             self._guarded(self._alarms.raise_, AlarmKind.BOARD_OFFLINE, None, message.board)
         self._dirty(state=True)
 
+    def printer_status_changed(self, message: msg.PrinterStatus):
+        """The receipt printer failed (``printer_offline`` alarm) or printed again."""
+        change = self._alarms.clear if message.ok else self._alarms.raise_
+        self._guarded(change, AlarmKind.PRINTER_OFFLINE, None)
+
     def item_sensed(self, message: msg.ItemSensed):
         """An item sensor changed; kept for the loading and pickup checks."""
         if message.compartment in self.compartments:
@@ -473,6 +478,13 @@ class Locker:
 
     def confirm_removed(self, number, actor, reason="unloaded"):
         return self._commands.confirm_removed(number, actor, reason)
+
+    def mark_collected(self, number, actor, reason):
+        """Staff: a patron they opened ``number`` for took its ready holds
+        (the door is closed again); see ``Holds.mark_collected_by_staff``."""
+        if number in self._doors.openings or self._doors.state_of(number) is DoorState.OPEN:
+            raise CommandError("door_open", f"close door {number} first")
+        return self._holds.mark_collected_by_staff(number, actor, reason)
 
     def move_hold(self, hold_id, to_number, actor):
         return self._commands.move_hold(hold_id, to_number, actor)

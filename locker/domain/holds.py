@@ -315,6 +315,40 @@ class Holds:
             del self.holds[hold.id]
             log.info("hold %s collected from compartment %d", hold.id, hold.compartment)
 
+    def mark_collected_by_staff(self, number, actor, reason):
+        """Staff opened ``number`` for a patron on the phone, who took the
+        items: its ready holds become collected, with ``reason`` (required,
+        as typed) in the audit log.  No loan is made (the patron was not
+        identified at the locker): with a library system, a ``loan.failed``
+        per item says so.  Returns the holds' ids."""
+        actor = free_text_field(actor, "actor", 64)
+        reason = free_text_field(reason, "reason")
+        if not reason.strip():
+            raise CommandError("reason_required", "say why the holds are marked collected")
+        ready = [h for h in self.in_compartment(number) if h.state is HoldState.READY]
+        if not ready:
+            raise CommandError("nothing_to_collect", f"compartment {number} holds nothing ready")
+        with self.store.unit() as unit:
+            for hold in ready:
+                unit.put_hold(hold.with_(state=HoldState.COLLECTED))
+                if self.circulation:
+                    for item in hold.items:
+                        unit.event(EventType.LOAN_FAILED, {
+                            "hold_id": hold.id, "item": item.barcode, "kind": LOAN_CHECKOUT,
+                            "reason": "no_identity"})
+                unit.event(EventType.HOLD_COLLECTED, {
+                    "hold_id": hold.id, "compartment": number,
+                    "patron_hash": hold.patron_hash,
+                    "items": [i.as_dict() for i in hold.items], "verified_by": "staff",
+                    "loans": "failed" if self.circulation else "none",
+                    "closed_while_offline": False})
+                unit.audit(actor, "collected_by_staff", compartment=number,
+                           patron=pseudonym(hold.patron_hash), reason=reason.strip(),
+                           detail=f"hold {hold.id}")
+        self.collected(ready)
+        self.dirty(state=True)
+        return [h.id for h in ready]
+
     # -- staff: removing, moving, placing ----------------------------------------------
     def remove_all(self, number, actor, reason):
         """Staff took everything out of ``number`` (its door is closed)."""

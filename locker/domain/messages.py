@@ -119,6 +119,14 @@ class BoardOnline:
 
 
 @dataclass(frozen=True)
+class PrinterStatus:
+    """The receipt printer printed (``ok``) or failed: ``reason`` is
+    ``missing: ...`` (no port), ``write failed: ...`` or ``paper_out``."""
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class ItemSensed:
     """A compartment's item sensor (a board's IR input, or a GPIO input)
     sees an item (True) or none (False)."""

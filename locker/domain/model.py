@@ -43,6 +43,7 @@ class AlarmKind(str, Enum):
     STORAGE_ERROR = "storage_error"
     LOAN_FAILED = "loan_failed"          # a loan or check-in the library system refused
     BOARD_OFFLINE = "board_offline"     # a lock board stopped answering (keyed by board)
+    PRINTER_OFFLINE = "printer_offline"  # the receipt printer is missing or out of paper
 
 
 class OpenPurpose(str, Enum):

@@ -319,7 +319,7 @@ def test_audit_page_filters_and_csv(rig_app, client):
     client.cmd("open", compartment=1, reason="patron called")
     rig.place("H-5", BOB_CARD, 4)
     page = client.get("/staff/audit?kind=service").get_data(as_text=True)
-    assert "out_of_service" in page and "patron called" not in page
+    assert "Taget ud af drift" in page and "patron called" not in page
     page = client.get("/staff/audit?compartment=1").get_data(as_text=True)
     assert "patron called" in page and "HYPERLINK" not in page
     day = __import__("datetime").datetime.fromtimestamp(rig.clock.wall()).date()
@@ -330,11 +330,14 @@ def test_audit_page_filters_and_csv(rig_app, client):
     assert r.headers["Content-Type"].startswith("text/csv")
     assert "attachment" in r.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff"))))
-    assert rows[0] == ["id", "time", "actor", "action", "compartment", "patron", "reason",
-                       "detail"]
-    assert rows[1][2:5] == ["anna", "out_of_service", "2"]
+    # in the staff member's language (Danish here), the stored code last
+    assert rows[0] == ["Nr.", "Tid", "Hvem", "Hændelse", "Rum", "Låner", "Hvorfor",
+                       "Detaljer", "Kode"]
+    assert rows[1][2:5] == ["anna", "Taget ud af drift", "2"]
     assert rows[1][6].startswith("'=")                     # never a spreadsheet formula
+    assert rows[1][8] == "out_of_service"
     everything = client.get("/staff/audit.csv?sep=semicolon").get_data(as_text=True)
-    assert "hold_placed" in everything and ";" in everything.splitlines()[1]
+    assert "Reservering varslet" in everything and "hold_placed" in everything
+    assert ";" in everything.splitlines()[1]
     assert rig.patron_hash(BOB_CARD) not in everything       # pseudonyms only
     assert "P-" + rig.patron_hash(BOB_CARD)[:8] in everything

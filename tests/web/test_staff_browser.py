@@ -254,11 +254,24 @@ def a_shift(shift):
     answer = page.request.get(base + "/staff/audit.csv")
     assert answer.ok and answer.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(answer.text().lstrip("\ufeff"))))
-    loaded = [r for r in rows if r["action"] == "loaded"]
-    assert len(loaded) == 3 and {r["actor"] for r in loaded} == {"anna"}
-    assert all(r["patron"].startswith("P-") for r in loaded)
-    manual = [r for r in rows if r["action"] == "unlock" and r["actor"] == "anna"]
-    assert all(r["reason"] for r in manual)              # who and why, for every door
+    loaded = [r for r in rows if r["Kode"] == "loaded"]          # Danish columns, code last
+    assert len(loaded) == 3 and {r["Hvem"] for r in loaded} == {"anna"}
+    assert all(r["Låner"].startswith("P-") for r in loaded)
+    assert {r["Hændelse"] for r in loaded} == {"Fyldt i"}
+    manual = [r for r in rows if r["Kode"] == "unlock" and r["Hvem"] == "anna"]
+    assert all(r["Hvorfor"] for r in manual)              # who and why, for every door
+    logins = [r for r in rows if r["Kode"] == "login"]
+    assert logins and all(r["Detaljer"].startswith("fra ") for r in logins)
+    assert not any(r["Hændelse"] == r["Kode"] for r in rows), "an event without words"
+    # -- on a phone the log is a list of cards, every event in words -------------------------------------
+    page.get_by_role("link", name="Nulstil").click()
+    first_row = table.locator("tbody tr").first
+    expect(first_row).to_be_visible()
+    assert first_row.evaluate("r => getComputedStyle(r).display") == "block"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 412
+    cells = table.locator("td.what").all_inner_texts()
+    assert cells and not any(c in ("unlock", "loaded", "login", "removed") for c in cells)
+    assert "fra 127.0.0.1" in table.inner_text() and "from 127.0.0.1" not in table.inner_text()
     screenshot(page, "staff-audit")
 
     # -- no card number ever reached the browser -------------------------------------------------------------

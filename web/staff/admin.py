@@ -16,7 +16,14 @@ def accounts():
     rows = [(a, staff_accounts.session_count(a.name)) for a in staff_accounts.list()]
     return render_template("staff/accounts.html", page="accounts", rows=rows,
                            done=request.args.get("done", ""),
-                           error=request.args.get("error", ""), roles=ROLES)
+                           error=request.args.get("error", ""), roles=ROLES,
+                           confirm_remove=_account_to_confirm(staff_accounts))
+
+
+def _account_to_confirm(staff_accounts):
+    """The account named by ``?remove=`` (asked to confirm), if it exists."""
+    name = request.args.get("remove", "")
+    return name if any(a.name == name for a in staff_accounts.list()) else None
 
 
 def _account_action(fn, done):
@@ -45,7 +52,11 @@ def account_add():
 
 @staff.post("/accounts/remove")
 def account_remove():
+    """Deletes only when confirmed (``confirmed=yes`` from the question the
+    accounts page asks); otherwise the page asks first."""
     name = request.form.get("name", "")
+    if request.form.get("confirmed") != "yes":
+        return redirect(url_for("staff.accounts", remove=name))
 
     def remove():
         if name == g.user.name:

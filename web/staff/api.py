@@ -181,6 +181,14 @@ def api_open(data):
     return service().open(g.user.name, number, reason, purpose, data.get("fp"))
 
 
+@staff.post("/api/collected")
+@command
+def api_collected(data):
+    """The patron staff opened a door for (on the phone) took the items."""
+    number = _compartment(data)
+    return service().mark_collected(g.user.name, number, reason_of(data), data.get("fp"))
+
+
 @staff.post("/api/removed")
 @command
 def api_removed(data):

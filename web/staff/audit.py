@@ -15,11 +15,17 @@ from flask import Response, g, render_template, request, stream_with_context, ur
 
 from bibbox.locker.domain import free_text
 from bibbox.locker.domain.errors import CommandError
+from bibbox.web.staff.audit_words import in_words
 from bibbox.web.staff.common import LOCAL_TZ, audit, fail, local_time, service, st, staff, t
 
 EXPORT_KEYS = ("from", "to", "compartment", "kind", "actor", "sep")
 AUDIT_PAGE = 200
 CSV_BATCH = 1000
+
+# The CSV's columns (text keys, in the staff member's language); the last is
+# the stored action code, for whoever sorts the file by machine.
+CSV_COLUMNS = ("col_id", "col_time", "col_actor", "col_action", "col_compartment",
+               "col_patron", "col_reason", "col_detail", "col_code")
 
 # Audit kinds for the filter: a kind is a set of audit actions.
 AUDIT_KINDS = OrderedDict([
@@ -95,7 +101,7 @@ def audit_page():
     errors = [t("err_" + code) for code in codes]
     rows = [] if errors else service().audit_page(filters, AUDIT_PAGE + 1)
     more = len(rows) > AUDIT_PAGE
-    rows = rows[:AUDIT_PAGE]
+    rows = [in_words(r) for r in rows[:AUDIT_PAGE]]
     args = {k: v for k, v in request.args.items() if k != "before" and v}
     older = url_for("staff.audit", before=rows[-1]["id"], **args) if more else None
     return render_template("staff/audit.html", page="audit", rows=rows, errors=errors,
@@ -130,16 +136,19 @@ def audit_csv():
     staff_service = service()
     audit(g.user.name, "audit_export", detail=_export_detail(request.args)[:200])
 
+    lang = g.lang
+
     def generate():
         out = io.StringIO()
         writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
         out.write("\ufeff")
-        writer.writerow(["id", "time", "actor", "action", "compartment", "patron",
-                         "reason", "detail"])
-        for n, r in enumerate(staff_service.audit_rows_for_csv(filters), start=1):
+        writer.writerow([t(key, lang) for key in CSV_COLUMNS])
+        for n, row in enumerate(staff_service.audit_rows_for_csv(filters), start=1):
+            r = in_words(row, lang)
             writer.writerow([r["id"], local_time(r["ts"]).isoformat(timespec="seconds"),
                              *map(_csv_cell, (r["actor"], r["action"], r["compartment"],
-                                              r["patron"], r["reason"], r["detail"]))])
+                                              r["patron"], r["reason"], r["detail"],
+                                              r["code"]))])
             if n % CSV_BATCH == 0:
                 yield out.getvalue()
                 out.seek(0)

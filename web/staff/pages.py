@@ -14,6 +14,7 @@ import json
 from flask import current_app, g, render_template, request
 from markupsafe import Markup
 
+from bibbox.locker.domain.cabinet import front
 from bibbox.web.staff.common import STRINGS, csrf_token, service, st, staff
 
 LONG_POLL_S = 15.0
@@ -71,7 +72,7 @@ def _page(template, page, **extra):
 
 @staff.get("/")
 def overview():
-    return _page("staff/overview.html", "overview")
+    return _page("staff/overview.html", "overview", front=front(st().cfg.compartments))
 
 
 @staff.get("/load")

@@ -148,6 +148,7 @@
     renderBanners();
     renderEntry(v);
     renderDoors($("doors"), "door-", v.compartments || []);
+    renderFront($("front"), v.compartments || []);
     renderDoors($("receipt-doors"), "receipt-door-", v.compartments || []);
     renderItems(v.items || []);
     renderReminders(v);
@@ -229,6 +230,38 @@
       li.appendChild(badge);
       li.appendChild(label);
       list.appendChild(li);
+    });
+  }
+
+  /* The cabinet's front, drawn small (from data-front, the configured
+     places): the patron's doors filled and numbered, the others outlined,
+     so "door 14" can be found at a glance.  Decorative next to the door
+     list, which says the same in words (hence aria-hidden). */
+  var FRONT = JSON.parse(document.body.getAttribute("data-front") || "null");
+
+  function renderFront(box, compartments) {
+    var mine = {};
+    compartments.forEach(function (c) { mine[c.number] = c.status; });
+    var key = JSON.stringify(mine);
+    if (!FRONT || !compartments.length) { box.hidden = true; return; }
+    box.hidden = false;
+    if (box.getAttribute("data-key") === key) { return; }
+    box.setAttribute("data-key", key);
+    box.style.setProperty("--cols", String(FRONT.columns));
+    box.style.setProperty("--rows", String(FRONT.rows));
+    box.textContent = "";
+    FRONT.doors.forEach(function (d) {
+      var cell = document.createElement("span");
+      var status = mine[d.n];
+      cell.className = "front-door" + (status ? " mine status-" + status : "");
+      cell.style.gridColumn = String(d.column);
+      cell.style.gridRow = d.row + " / span " + d.rows;
+      cell.setAttribute("data-testid", "front-" + d.n);
+      if (status) {
+        cell.setAttribute("data-mine", "true");
+        cell.textContent = String(d.n);
+      }
+      box.appendChild(cell);
     });
   }
 

@@ -73,6 +73,12 @@
           door.bus + "/" + door.board + " lock " + door.lock));
       }
       tile.appendChild(facts);
+      var holds = (state.holds || {})[n] || [];
+      tile.appendChild(el("p", { "class": "holds", "data-testid": "sim-holds-" + n },
+        holds.length ? holds.map(function (h) {
+          return "Hold " + h.pickup + " (" + h.state + ", " + h.items +
+            (h.items === 1 ? " item)" : " items)");
+        }).join("; ") : "No hold"));
       var buttons = el("div", { "class": "buttons" });
       buttons.appendChild(button("Open", "sim-open-" + n,
         function () { post("/sim/doors/" + n, { open: true }); }));
@@ -109,7 +115,7 @@
 
   function render(state) {
     $("reader").textContent = "reader: " + state.reader;
-    var key = JSON.stringify([state.doors, state.relays]);
+    var key = JSON.stringify([state.doors, state.relays, state.holds]);
     if (key !== lastKey) {
       lastKey = key;
       var focused = document.activeElement && document.activeElement.getAttribute("data-testid");

@@ -240,12 +240,28 @@
       if (tile.holds.length) lines.push(el("span", { className: "pickups", text: tile.holds.map(function (h) { return h.pickup; }).join(", ") }));
       tile.alarms.forEach(function (a) { lines.push(el("span", { className: "alarm", text: "⚠ " + t("alarm_" + a) })); });
       if (tile.oos) lines.push(el("span", { className: "oos", text: tile.oos }));
-      var label = [t("compartment_n", { n: tile.n }), t("size", { size: tile.size }), stateLabel(tile),
-        t("door_" + tile.door), days].concat(tile.alarms.map(function (a) { return t("alarm_" + a); }))
-        .filter(Boolean).join(", ");
+      // The name is the visible text (WCAG 2.5.3), with "Rum" read before the number.
+      lines[0] = el("span", { className: "num" }, [el("span", { className: "vh", text: t("compartment_word") + " " }), String(tile.n)]);
       return el("button", { type: "button", className: "tile state-" + tile.state + (tile.alarms.length ? " has-alarm" : ""),
-        "aria-label": label, "data-n": tile.n, "data-state": tile.state, "data-testid": "tile-" + tile.n,
+        "data-n": tile.n, "data-state": tile.state, "data-testid": "tile-" + tile.n,
         onclick: function () { openDetail(tile.n); } }, lines);
+    }
+
+    /* With configured places (boot.front) the tiles stand where their doors
+       are in the cabinet's front; on a phone the CSS puts them back in a list. */
+    var places = {};
+    if (boot.front) {
+      list.classList.add("cabinet");
+      list.style.setProperty("--cols", String(boot.front.columns));
+      list.style.setProperty("--rows", String(boot.front.rows));
+      boot.front.doors.forEach(function (d) { places[d.n] = d; });
+    }
+
+    function place(li, n) {
+      var d = places[n];
+      if (!d) return;
+      li.style.gridColumn = String(d.column);
+      li.style.gridRow = d.row + " / span " + d.rows;
     }
 
     function render(v) {
@@ -257,6 +273,7 @@
         var li = rendered[tile.n];
         if (!li) {
           li = el("li", { "data-n": tile.n });
+          place(li, tile.n);
           rendered[tile.n] = li;
           list.appendChild(li);
         } else if (li.dataset.key === key) {
@@ -274,13 +291,39 @@
       if (current !== null && dialog.open) fillDetail(true);
     }
 
+    /* Our own actions on a compartment change its tile too: they must not
+       be announced as someone else's.  ``own[n]`` is set while one of ours
+       is under way; it ends once the locker answered and (for a door we
+       opened) the opening is over.  Only changes outside it are others'. */
+    var own = {};
+    var openedHere = {};     // compartments this page opened: their reason
+
+
+    function ownChange(tile) {
+      var mine = own[tile.n];
+      if (!mine) return false;
+      if (mine.answered && !(mine.opening && tile.opening)) delete own[tile.n];
+      return true;
+    }
+
     function act(path, body, done) {
       var err = $("#detail-error");
+      var n = body.compartment || current;
       err.textContent = "";
+      $("#detail-done").textContent = "";
+      var before = tileOf(n);
+      own[n] = { answered: false, opening: path === "open", fp: before ? before.fp : null };
       return command(path, body).then(function (data) {
+        var mine = own[n], now = tileOf(n);
+        if (mine) {
+          mine.answered = true;
+          // our change was already seen (the live view beat the answer): done
+          if (!mine.opening && now && now.fp !== mine.fp) delete own[n];
+        }
         toast(done);
+        if (dialog.open) $("#detail-done").textContent = done;   // the toast is under the overlay
         return data;
-      }, function (e) { showError(err, e); });
+      }, function (e) { delete own[n]; showError(err, e); });
     }
 
     function reasonOrComplain() {
@@ -298,7 +341,7 @@
     function fillDetail(fromLive) {
       var tile = tileOf(current);
       if (!tile) return;
-      if (fromLive && lastFp && lastFp !== tile.fp) toast(t("changed_notice", { n: tile.n }));
+      if (fromLive && lastFp && lastFp !== tile.fp && !ownChange(tile)) toast(t("changed_notice", { n: tile.n }));
       lastFp = tile.fp;
       $("#detail-title").textContent = t("compartment_n", { n: tile.n });
       $("#detail-summary").textContent = [t("size", { size: tile.size }), stateLabel(tile),
@@ -335,6 +378,10 @@
           text: t("clear_alarm", { alarm: t("alarm_" + a) }),
           onclick: function () { act("alarm/clear", { alarm: a, compartment: tile.n }, t("done_cleared")); } }));
       });
+      // After a door staff opened (for a patron on the phone) closes again,
+      // offer to mark its ready holds collected, with the same reason.
+      var ready = tile.holds.some(function (h) { return h.state === "ready"; });
+      $("#collected-box").hidden = !(ready && openedHere[tile.n] && !tile.opening && tile.door === "closed");
       $("#service-btn").textContent = tile.oos ? t("back_in_service") : t("take_out_of_service");
       var needsEmpty = tile.holds.some(function (h) { return h.state === "expired" || h.state === "cancelled"; });
       $("#removed-btn").hidden = !needsEmpty;
@@ -362,7 +409,16 @@
       var reason = reasonOrComplain();
       if (!tile || !reason) return;
       act("open", { compartment: tile.n, reason: reason, purpose: "staff", fp: tile.fp },
-        t("done_opened", { n: tile.n }));
+        t("done_opened", { n: tile.n })).then(function (data) { if (data) openedHere[tile.n] = reason; });
+    });
+    $("#collected-btn").addEventListener("click", function () {
+      var tile = tileOf(current);
+      if (!tile) return;
+      var reason = $("#open-reason").value.trim() || openedHere[tile.n];
+      act("collected", { compartment: tile.n, reason: reason, fp: tile.fp },
+        t("done_marked_collected", { n: tile.n })).then(function (data) {
+        if (data) { delete openedHere[tile.n]; fillDetail(false); }
+      });
     });
     $("#service-btn").addEventListener("click", function () {
       var tile = tileOf(current);
