@@ -215,7 +215,10 @@ class Sessions:
         code = {patrons.BLOCKED: "patron_blocked", patrons.UNKNOWN: "unknown_card",
                 patrons.UNAVAILABLE: "service_unavailable"}.get(verdict.outcome,
                                                                  "service_unavailable")
-        self.deny(code, reason=verdict.reason if code == "patron_blocked" else "")
+        reason = verdict.reason if code == "patron_blocked" else ""
+        if reason == "lost_card":
+            code = "card_lost"      # its own message: the card is blocked, get a new one
+        self.deny(code, reason=reason)
         return None
 
     def _seal_for_loans(self, s, verdict):

@@ -67,7 +67,14 @@ def test_blocked_patron_is_denied_with_reason(rig):
     rig.add_patron("LOST0001", "4321", block="lost_card")
     rig.card("LOST0001")
     rig.pin("4321")
-    assert rig.kiosk["message"] == "patron_blocked"
+    assert rig.kiosk["message"] == "card_lost"       # a lost card gets its own message
+    assert rig.relays.pulses == []
+    rig.controller.post(KioskAction("cancel"))
+    rig.run()
+    rig.add_patron("FEES0001", "4321", block="fees")
+    rig.card("FEES0001")
+    rig.pin("4321")
+    assert rig.kiosk["message"] == "patron_blocked"  # fees: no amount on an outdoor screen
     assert rig.relays.pulses == []
 
 

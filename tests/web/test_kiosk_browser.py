@@ -475,6 +475,8 @@ SESSION = {"message": "", "tries_left": None, "seconds_left": 12, "minutes_block
 DENIALS = {
     "card_blocked": ("Spærret her i 5 minutter", "Locked here for 5 minutes",
                      "Your card still works everywhere else"),
+    "card_lost": ("Kortet er meldt mistet", "This card has been reported lost",
+                  "contact the library for a new card"),
     "patron_blocked": ("Du kan ikke låne lige nu", "You cannot borrow right now",
                        "blocked your card, for example because of fees or a lost card"),
     "unknown_card": ("Kortet blev ikke genkendt", "Card not recognised", "contact the library"),

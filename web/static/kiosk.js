@@ -40,7 +40,7 @@
   var BUTTON_SCREENS = { pin: true, code: true, receipt: true, denied: true };
   var EXTEND_SCREENS = { pin: true, code: true, receipt: true };   // never on a denial
   // The texts the page picks by a code from the server: every code it knows.
-  var DENIAL_CODES = ["card_blocked", "patron_blocked", "unknown_card", "nothing_here",
+  var DENIAL_CODES = ["card_blocked", "card_lost", "patron_blocked", "unknown_card", "nothing_here",
     "only_expired", "service_unavailable", "compartment_unavailable", "other"];
   var DOOR_STATUSES = ["queued", "unlocked", "open", "closed", "jammed", "unavailable"];
   var NOTICE_CODES = ["busy", "busy_other_card", "card_unreadable"];
