@@ -124,12 +124,12 @@ def sim_blueprint(simulator):
     # -- the demo's test library system (bibbox demo --ils) ------------------------------
     @bp.get("/library")
     def library():
-        """The test library system's made-up patrons and items, or 404."""
+        """The test library system's made-up patrons and items; ``present``
+        false (not a 404: the page asks on every load) without one."""
         listing = getattr(simulator, "test_library", None)
         if not listing:
-            return jsonify(ok=False, error="no_test_library",
-                           message="no test library system (bibbox demo --ils)"), 404
-        return jsonify(ok=True, **listing)
+            return jsonify(ok=True, present=False)
+        return jsonify(ok=True, present=True, **listing)
 
     @bp.post("/library/load")
     def library_load():

@@ -56,7 +56,7 @@ def test_daemon_killed_mid_burst_loses_nothing(broker, tmp_path):
             sub.last(f"{ROOT}/availability", where=lambda m: m.json().get("boot_id") == "boot-2"
                      and m.json()["state"] == "online")
             sub.wait_for(lambda ms: len({m.json()["id"] for m in ms
-                                         if m.topic.endswith("events")}) >= total, 30,
+                                         if m.topic.endswith("events")}) >= total, 120,
                          what="every committed event")
             wait_until(lambda: last_seq(tmp_path / "bibbox.db")[1] == 0, 10, "an empty outbox")
         finally:

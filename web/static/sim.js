@@ -146,13 +146,15 @@
   loop();
   loadLibrary();
 
-  /* The test library system of `bibbox demo --ils` (GET /sim/library; 404
-   * without one): its patrons and items; load by item via
+  /* The test library system of `bibbox demo --ils` (GET /sim/library;
+   * present: false without one): its patrons and items; load by item via
    * POST /sim/library/load {"barcode": ...}. */
   function loadLibrary() {
     fetch("/sim/library", { cache: "no-store" }).then(function (r) {
       if (!r.ok) { return; }
-      return r.json().then(renderLibrary);
+      return r.json().then(function (listing) {
+        if (listing.present) { renderLibrary(listing); }
+      });
     }).catch(function () {});
   }
 
