@@ -19,6 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from tests.brokers import Broker, Subscriber, TcpProxy  # noqa: E402
 from tests.central_helpers import LockerRig, wait_until  # noqa: E402
@@ -28,6 +29,7 @@ from bibbox.locker.domain.config import MqttSection
 
 HEARTBEAT_S, KEEPALIVE_S = MqttSection.heartbeat_s, MqttSection.keepalive_s  # the defaults
 TCPIP, TLS = 52, 22
+DOORS, RECONNECTS = 200, 4
 
 
 def run(tmp, name, *, heartbeat_s, keepalive_s, seconds):
@@ -50,6 +52,48 @@ def run(tmp, name, *, heartbeat_s, keepalive_s, seconds):
     proxy.close()
     broker.stop()
     return connect_up, connect_down, up, down, heartbeats, size
+
+
+def reconnect_burst(tmp):
+    """Bytes both ways of one reconnect that resumes the session (the 4-door
+    rig): CONNECT/CONNACK, SUBSCRIBE, availability, the state summary and
+    whatever compartments the broker had not acknowledged, the heartbeat."""
+    broker = Broker(tmp / "broker-rc").start()
+    proxy = TcpProxy(broker.port)
+    rig = LockerRig(tmp / "rc", mqtt={"heartbeat_s": 3600})
+    sub = Subscriber(broker.port, ["bibbox/test-1/heartbeat"]).start()
+    link = rig.link(proxy.url, keepalive_s=60)
+    wait_until(lambda: link.health()["connected"], 10, "the link")
+    sub.wait_for(lambda ms: ms, 10)
+    wait_until(lambda: len(link._state.acked) == 5, 10, "every snapshot acknowledged")
+    time.sleep(0.5)
+    proxy.sever()
+    wait_until(lambda: not link.health()["connected"], 10, "the link down")
+    before = proxy.bytes_up + proxy.bytes_down
+    sub.clear()
+    sub.wait_for(lambda ms: ms, 10)                  # the reconnect's heartbeat is out
+    time.sleep(0.5)
+    burst = proxy.bytes_up + proxy.bytes_down - before
+    rig.close()
+    sub.stop()
+    proxy.close()
+    broker.stop()
+    return burst
+
+
+def state_bytes(doors):
+    """(payload bytes of a full state publish, of the resumed-session
+    republish) of a ``doors``-door locker, from :mod:`bench_scale`."""
+    import logging
+    import bench_scale
+    import lockers
+    from bibbox.daemon.cli import demo_daemon
+    logging.disable(logging.WARNING)
+    config = lockers.write_locker(doors, tempfile.mkdtemp())
+    daemon = demo_daemon(tempfile.mkdtemp(), port=0, config=config)
+    messages = doors + 1
+    return (bench_scale.reconnect_bytes(daemon, broker_kept=False) + 4 * messages,
+            bench_scale.reconnect_bytes(daemon) + 4)      # + MQTT header and packet id
 
 
 def main():
@@ -79,6 +123,19 @@ def main():
           f"= {mqtt_day * 30 / 1024 / 1024:.2f} MiB/month")
     print(f"  with TCP/IP and TLS headers (estimate): {wire_day / 1024:.1f} KiB/day "
           f"= {wire_day * 30 / 1024 / 1024:.2f} MiB/month")
+    # a day at 200 doors with 4 reconnects that resume the session: the 4-door
+    # figures measured above plus the whole 200-door state on top (an upper
+    # bound: the 4-door rig's own state is counted twice)
+    burst = reconnect_burst(tmp)
+    full200, resumed200 = state_bytes(DOORS)
+    day200 = mqtt_day + full200 + RECONNECTS * (burst + resumed200)
+    print(f"one reconnect, session resumed (4 doors, measured): {burst} B both ways; "
+          f"at {DOORS} doors its state is {resumed200} B "
+          f"(a new session or a restarted broker: {full200} B)")
+    print(f"idle locker at {DOORS} doors, {RECONNECTS} reconnects a day: "
+          f"{day200 / 1000:.1f} kB/day MQTT, an upper bound (target <= 200 kB/day), "
+          f"{(day200 + RECONNECTS * 40 * TCPIP + RECONNECTS * 20 * TLS + segs * TCPIP + records * TLS) / 1000:.1f} kB/day "
+          f"with TCP/IP and TLS headers (estimate; the TCP and TLS handshakes not counted)")
 
 
 if __name__ == "__main__":

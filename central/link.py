@@ -107,6 +107,7 @@ class CentralLink:
         self._started_mono = time.monotonic()
         self._threads = []
         self._outbox = None               # the OutboxSender of the current run
+        self._state = None                # the StatePublisher of the current run
 
     # ------------------------------------------------------------ public API
     @property
@@ -241,6 +242,9 @@ class CentralLink:
         outbox = self._outbox
         if outbox is not None:
             outbox.acknowledged(session, mid, failed)
+        state = self._state
+        if state is not None:
+            state.acknowledged(session, mid, failed)
         self._wake_event.set()
 
     def _on_command(self, msg):
@@ -278,6 +282,7 @@ class CentralLink:
         transport, publish = self.transport, self.transport.publish
         state = StatePublisher(board=self.controller.board, topics=self.topics,
                                clock=self.clock, publish=publish)
+        self._state = state
         heartbeat = Heartbeat(topic=self.topics.heartbeat,
                               interval_s=self.cfg.mqtt.heartbeat_s,
                               controller=self.controller, clock=self.clock,
@@ -294,13 +299,14 @@ class CentralLink:
                 timeout = beat if timeout is None else min(timeout, beat)
             self._wait(timeout)
             outbox.take_acks()
+            state.take_acks()
             if self._stopping.is_set():
                 outbox.drain_before_stop(self._wait)
                 return
             if transport.connected and transport.session != session:
                 session = transport.session        # everything again, in order
                 outbox.new_session(session)
-                state.republish()
+                state.republish(session, broker_kept=transport.session_present)
                 heartbeat.due_now()
             if transport.connected:
                 state.publish_changes()

@@ -3,13 +3,18 @@
 Board.
 
 Contract: only snapshots whose content changed are published, each with
-``since`` (when that content began); after every reconnect all of them are
-published again (:meth:`StatePublisher.republish`) with their old ``since``.
-QoS 0 is enough: a message lost with a connection is replaced by the full
-republish on the next one.
+``since`` (when that content began), retained at QoS 1, so the broker's
+PUBACK says it holds it; the publisher keeps, per compartment, the content
+last acknowledged.  After a reconnect (:meth:`StatePublisher.republish`) it
+sends the locker summary (with ``digest``, a hash of every compartment
+snapshot, so a consumer can tell its copies are whole) and only the
+compartments whose acknowledged content differs from the current one (never
+acknowledged, or changed since), with their old ``since``.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from bibbox.central import wire
 
@@ -23,34 +28,64 @@ class StatePublisher:
         self.version = object()         # the Board version last published
         self.locker_last = None         # (content, since)
         self.comp_last = {}             # number -> (content, since)
+        self.acked = {}                 # number or "state" -> content the broker acknowledged
+        self.pending = {}               # mid -> (key, content), this session's unacknowledged
+        self.session = None
+        self._acks = deque()            # (session, mid, failed), appended by any thread
 
-    def republish(self):
-        """Everything again (a new connection: the broker may have lost it)."""
+    def acknowledged(self, session, mid, failed):
+        """A PUBACK (any thread); taken by :meth:`take_acks` on the sender's."""
+        self._acks.append((session, mid, failed))
+
+    def take_acks(self):
+        acks = self._acks
+        while acks:
+            session, mid, failed = acks.popleft()
+            entry = self.pending.pop(mid, None) if session == self.session else None
+            if entry is not None and not failed:
+                self.acked[entry[0]] = entry[1]
+
+    def republish(self, session=None, broker_kept=False):
+        """A new connection: the summary with its digest, and every
+        compartment whose acknowledged snapshot is not the current one.
+        ``broker_kept``: the broker resumed our session (CONNACK session
+        present), so it still holds what it acknowledged; otherwise (a new
+        session, a broker that restarted) everything is sent again."""
+        self.take_acks()
+        if not broker_kept:
+            self.acked.clear()
+        self.session = session
+        self.pending.clear()            # the old session's PUBACKs will never come
         self.version = object()
-        self.publish_changes(force=True)
+        self.publish_changes(reconnect=True)
 
-    def publish_changes(self, force=False):
+    def publish_changes(self, reconnect=False):
         snap = self.board.get("state")
-        if snap is None or (not force and snap.get("version") == self.version):
+        if snap is None or (not reconnect and snap.get("version") == self.version):
             return
         self.version = snap.get("version")
         now = self.clock.wall()
-        self.locker_last = self._publish_if(self.topics.state, wire.locker_snapshot(snap),
-                                            self.locker_last, now, force)
-        for view in snap.get("compartments", []):
-            n = view["number"]
-            self.comp_last[n] = self._publish_if(self.topics.compartment(n),
-                                                 wire.compartment_snapshot(view),
-                                                 self.comp_last.get(n), now, force)
+        contents = [(view["number"], wire.compartment_snapshot(view))
+                    for view in snap.get("compartments", [])]
+        for n, content in contents:
+            self.comp_last[n] = self._publish_if(self.topics.compartment(n), n, content,
+                                                 self.comp_last.get(n), now, reconnect)
+        locker = wire.locker_snapshot(snap, digest=wire.digest(c for _, c in contents))
+        self.locker_last = self._publish_if(self.topics.state, "state", locker,
+                                            self.locker_last, now, reconnect)
 
-    def _publish_if(self, topic, content, last, now, force):
+    def _publish_if(self, topic, key, content, last, now, reconnect):
         if last is not None and last[0] == content:
-            if not force:
+            if not reconnect or (key != "state" and self.acked.get(key) == content):
                 return last
             since = last[1]
         else:
             since = now
-        self.publish(topic, wire.with_since(content, since), qos=wire.QOS_STATE, retain=True)
+        sent = self.publish(topic, wire.with_since(content, since), qos=wire.QOS_STATE,
+                            retain=True)
+        mid = getattr(sent, "mid", None)
+        if mid is not None and getattr(sent, "ok", True):
+            self.pending[mid] = (key, content)
         return content, since
 
 

@@ -8,6 +8,8 @@ the PIN inside ``patron/check`` itself, see :mod:`central.verifier`).
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import math
 import re
@@ -17,7 +19,7 @@ CONTRACT_VERSION = "1.0.0"
 
 QOS_EVENTS = 1          # at least once; the outbox row goes only after PUBACK
 QOS_AVAILABILITY = 1    # retained; also the will
-QOS_STATE = 0           # retained; republished in full after every reconnect
+QOS_STATE = 1           # retained; the PUBACK tells what the broker holds
 QOS_HEARTBEAT = 0       # not retained; the next one follows anyway
 QOS_RESPONSES = 1
 QOS_HA_DISCOVERY = 1    # retained
@@ -50,8 +52,19 @@ def compartment_snapshot(view: dict) -> dict:
     return {k: view.get(k) for k in COMPARTMENT_FIELDS}
 
 
-def locker_snapshot(state_view: dict) -> dict:
-    """The locker-level summary published on ``<root>/state``."""
+def digest(compartment_snapshots) -> str:
+    """A short hash of the compartment snapshots (without ``since``), in
+    order: equal digests, equal retained compartment state."""
+    h = hashlib.sha256()
+    for snapshot in compartment_snapshots:
+        h.update(dumps(snapshot))
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def locker_snapshot(state_view: dict, digest: str | None = None) -> dict:
+    """The locker-level summary published on ``<root>/state``; ``digest``
+    (see :func:`digest`) when given."""
     comps = state_view.get("compartments", [])
     counts = {"free": 0, "occupied": 0, "out_of_service": 0, "alarm": 0}
     for c in comps:
@@ -62,7 +75,8 @@ def locker_snapshot(state_view: dict) -> dict:
             "compartments": [c["number"] for c in comps],
             "counts": counts,
             "alarms": list(state_view.get("alarms", [])),
-            "reader_online": state_view.get("reader_online")}
+            "reader_online": state_view.get("reader_online"),
+            **({} if digest is None else {"digest": digest})}
 
 
 def with_since(snapshot: dict, since: float) -> bytes:

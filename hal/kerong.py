@@ -47,6 +47,7 @@ MAX_GARBAGE = 64            # bytes read past a bad reply before giving up on it
 OFFLINE_POLL_S = 1.0        # a silent board is asked this often (once, no retries)
 REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
 JOIN_TIMEOUT_S = 2.0
+ACTIVE_S = 5.0              # fast polling lasts this long after the last sign of movement
 OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
 
 
@@ -124,7 +125,7 @@ class KerongBus:
     def __init__(self, name: str, port: str, locks: Mapping[int, tuple[int, int]], *,
                  baudrate: int = 19200, poll_s: float = 0.09, timeout_s: float = 0.1,
                  retries: int = 2, hook_open_level: int = 0, item_present_level: int = 1,
-                 pulse_s: float = 0.8, boards=(),
+                 pulse_s: float = 0.8, boards=(), idle_poll_s: float | None = None,
                  on_fired: Callable[[int, float], object] = lambda c, s: None,
                  on_released: Callable[[int], object] = lambda c: None,
                  on_door_change: Callable[[int, bool], object] = lambda c, o: None,
@@ -137,6 +138,12 @@ class KerongBus:
         for compartment, (board, lock) in self._locks.items():
             self._by_board.setdefault(board, {})[lock] = compartment
         self._baudrate, self._poll_s, self._timeout_s = baudrate, poll_s, timeout_s
+        self._idle_poll_s = poll_s if idle_poll_s is None else max(poll_s, idle_poll_s)
+        self._active_until = 0.0       # poll every poll_s until then (see _period)
+        self._status_frames = {b: request(b, 0, CMD_STATUS) for b in self._by_board}
+        self._masks = {b: sum(1 << lock for lock in locks) for b, locks in self._by_board.items()}
+        self._seen: dict[int, tuple[int, int]] = {}    # board -> (hooks, infrared) taken
+        self._stale_input = True       # a failed exchange may have left bytes behind
         self._tries = 1 + retries
         self._hook_open, self._item_present = hook_open_level, item_present_level
         self._pulse_s = pulse_s
@@ -305,13 +312,14 @@ class KerongBus:
             if status is None:
                 self._next_poll[board] = now + OFFLINE_POLL_S
             else:                    # keep the period; a bus that falls behind polls at once
-                due = self._next_poll[board] + self._poll_s
-                self._next_poll[board] = due if due > now else now + self._poll_s
+                period = self._poll_s if now < self._active_until else self._idle_poll_s
+                due = self._next_poll[board] + period
+                self._next_poll[board] = due if due > now else now + period
         if status is not None:
             self._take(status)
         else:
             self._set_online(board, False)
-        if all(v is not None for v in self._online.values()):
+        if not self._first_round.is_set() and all(v is not None for v in self._online.values()):
             self._first_round.set()
 
     def _unlock(self, compartment):
@@ -327,22 +335,31 @@ class KerongBus:
         with self._cond:
             self._energised.add(compartment)
             heapq.heappush(self._releases, (time.monotonic() + self._pulse_s, compartment))
+            self._wake_up()
         _quiet(self._on_fired, compartment, self._pulse_s)
         self._take(status)
 
     def _exchange(self, board, lock, command, tries):
         """Send one request, up to ``tries`` times; its board's status or None.
-        Raises BusDown if the port fails."""
-        frame = request(board, lock, command)
+        Raises BusDown if the port fails.  The happy path is one ``write``,
+        one blocking ``read(9)`` (the port's timeout) and a fixed-offset parse."""
+        frame = self._status_frames[board] if command == CMD_STATUS else request(board, lock, command)
         why = ""
         for attempt in range(tries):
             port = self._port
             if port is None:
                 raise BusDown("port closed")
             try:
-                port.reset_input_buffer()      # a late reply to an earlier request
+                if self._stale_input:            # a late reply to an earlier request
+                    port.reset_input_buffer()
+                    self._stale_input = False
                 port.write(frame)
                 buffer = port.read(REPLY_LEN)
+                if (len(buffer) == REPLY_LEN and buffer[0] == STX and buffer[1] >> 4 == board
+                        and buffer[2] == REPLY_STATUS and buffer[7] == ETX and sum(buffer[:8]) & 0xFF == buffer[8]):
+                    return BoardStatus(board, buffer[3] | buffer[4] << 8,
+                                       buffer[5] | buffer[6] << 8)
+                self._stale_input = True
                 status, why = find_status(buffer, board)
                 while status is None and buffer and len(buffer) < MAX_GARBAGE and why != "no reply":
                     more = port.read(REPLY_LEN)
@@ -351,6 +368,7 @@ class KerongBus:
                     buffer += more
                     status, why = find_status(buffer, board)
             except Exception as exc:
+                self._stale_input = True
                 raise BusDown(exc) from exc
             if status is not None:
                 return status
@@ -360,18 +378,57 @@ class KerongBus:
         return None
 
     def _take(self, status):
-        """A valid status reply: the board is online, its doors and items are news."""
-        self._set_online(status.board, True)
-        for lock, compartment in self._by_board.get(status.board, {}).items():
-            hook = status.hooks >> lock & 1
-            state = OPEN if hook == self._hook_open else CLOSED
-            if self._doors[compartment] != state:
-                self._doors[compartment] = state
-                _quiet(self._on_door, compartment, state == OPEN)
-            present = (status.infrared >> lock & 1) == self._item_present
-            if self._items.get(compartment) != present:
-                self._items[compartment] = present
-                _quiet(self._on_item, compartment, present)
+        """A valid status reply: the board is online, its doors and items are
+        news.  An unchanged reply costs one tuple compare; a change walks only
+        the locks whose bits changed."""
+        board = status.board
+        if self._online.get(board) is not True:
+            self._set_online(board, True)
+            self._seen.pop(board, None)
+        seen = self._seen.get(board)
+        now_seen = (status.hooks, status.infrared)
+        if seen == now_seen:
+            if self._any_open(board, status.hooks):
+                self._keep_active()           # a door is open: keep polling fast
+            return
+        self._seen[board] = now_seen
+        changed_hooks, changed_items = (-1, -1) if seen is None else (
+            seen[0] ^ status.hooks, seen[1] ^ status.infrared)
+        for lock, compartment in self._by_board.get(board, {}).items():
+            bit = 1 << lock
+            if changed_hooks & bit:
+                state = OPEN if bool(status.hooks & bit) == bool(self._hook_open) else CLOSED
+                if self._doors[compartment] != state:
+                    self._doors[compartment] = state
+                    _quiet(self._on_door, compartment, state == OPEN)
+            if changed_items & bit:
+                present = bool(status.infrared & bit) == bool(self._item_present)
+                if self._items.get(compartment) != present:
+                    self._items[compartment] = present
+                    _quiet(self._on_item, compartment, present)
+        if seen is not None or self._any_open(board, status.hooks):
+            self._keep_active()
+
+    def _any_open(self, board, hooks):
+        """True if a door of ``board`` that has a compartment is open."""
+        return bool((hooks if self._hook_open else ~hooks) & self._masks.get(board, 0))
+
+    def _keep_active(self):
+        """Something moves on this bus: poll every ``poll_s`` for the next
+        ``ACTIVE_S`` seconds (then every ``idle_poll_s``)."""
+        with self._cond:
+            self._active_until = time.monotonic() + ACTIVE_S
+            self._wake_up()
+
+    def _wake_up(self):
+        """(lock held) Bring every board's next poll within ``poll_s``."""
+        if self._idle_poll_s == self._poll_s:
+            return
+        self._active_until = max(self._active_until, time.monotonic() + ACTIVE_S)
+        soon = time.monotonic() + self._poll_s
+        for board, due in self._next_poll.items():
+            if due > soon:
+                self._next_poll[board] = soon
 
     def _set_online(self, board, online):
         if self._online.get(board) is online:

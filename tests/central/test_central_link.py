@@ -196,3 +196,31 @@ def test_home_assistant_discovery_and_rediscovery(broker, tmp_path, subs):
         sub.wait_for(lambda ms: len([m for m in ms if m.topic.endswith("/config")]) >= want)
     finally:
         r.close()
+
+
+def test_a_reconnect_republishes_the_digest_and_only_unacknowledged_compartments(
+        broker, rig, subs):
+    """Session resumed: the broker holds what it acknowledged, so after the
+    reconnect only the summary (with its digest) and the compartment that
+    changed meanwhile are sent; a newcomer still gets all of them retained."""
+    proxy = TcpProxy(broker.port)
+    sub = subs(broker.port, [f"{ROOT}/#"])
+    link = rig.link(proxy.url)
+    sub.wait_for(lambda ms: len({m.topic for m in ms if "compartments" in m.topic}) == 4)
+    before = sub.last(T.state).json()["digest"]
+    wait_until(lambda: link._state is not None and set(link._state.acked) == {1, 2, 3, 4, "state"},
+               what="every state message acknowledged")
+    proxy.sever()
+    sub.last(T.availability, where=lambda m: not online(m))
+    sub.clear()
+    rig.door(3, True)                           # changes while the link is away
+    sub.last(T.availability, where=online)
+    sub.last(T.heartbeat)                       # sent after the reconnect's state
+    sub.last(T.state, where=lambda m: m.json()["digest"] != before)
+    sub.last(T.compartment(3), where=lambda m: m.json()["door"] == "open")
+    republished = {m.topic for m in list(sub.messages) if "/compartments/" in m.topic}
+    assert republished == {T.compartment(3)}
+    assert sub.last(T.compartment(3)).json()["door"] == "open"
+    late = subs(broker.port, [f"{ROOT}/compartments/+"])
+    late.wait_for(lambda ms: len({m.topic for m in ms if m.retain}) == 4)
+    proxy.close()

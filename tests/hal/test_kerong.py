@@ -2,6 +2,7 @@
 polling, a board going silent and back, and every kind of bad input."""
 
 import threading
+import time
 
 import pytest
 
@@ -215,3 +216,40 @@ def test_a_failing_callback_does_not_stop_the_bus(sim):
 
 def test_the_module_keeps_no_timer_per_door():
     assert "Timer" not in open(kerong.__file__).read()
+
+
+# -- the cost of polling ------------------------------------------------------------
+def _scheduled(thread):
+    with open(f"/proc/self/task/{thread.native_id}/schedstat") as fh:
+        return int(fh.read().split()[2])
+
+
+def test_the_bus_thread_sleeps_between_polls(sim, events):
+    """No busy loop: the bus thread is scheduled a bounded number of times a poll."""
+    bus = KerongBus("s", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, **events.callbacks())
+    try:
+        thread = bus._thread
+        polls0, runs0 = len(sim.requests), _scheduled(thread)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        polls, runs = len(sim.requests) - polls0, _scheduled(thread) - runs0
+    finally:
+        bus.close()
+    assert polls >= 10
+    assert runs <= 4 * polls + 10
+
+
+def test_adaptive_poll_is_fast_while_a_door_moves_and_slow_at_rest(sim, events):
+    bus = KerongBus("i", sim.path, {1: (0, 0)}, boards=[0], poll_s=0.02, idle_poll_s=30.0,
+                    timeout_s=0.3, pulse_s=0.2, **events.callbacks())
+    try:
+        at_rest = len(sim.requests)
+        time.sleep(0.3)
+        assert len(sim.requests) - at_rest <= 1          # idle: one poll a 30 s at most
+        bus.pulse(1, 0.2)                                 # something moves: fast polls
+        assert wait_until(lambda: bus.read(1) == "open", 2.0)
+        sim.set_door(0, 0, False)                         # closed well within the idle period
+        assert wait_until(lambda: bus.read(1) == "closed", 2.0)
+    finally:
+        bus.close()

@@ -1,0 +1,103 @@
+"""The two latencies of :mod:`bench_scale` on a simulated Kerong locker, in
+process, with the daemon running:
+
+- accepted PIN -> first unlock frame on the bus: from
+  ``controller.post(PinEntered)`` to the simulator having read the unlock
+  request off its side of the pty (``SimulatedKerongBus.on_unlock``, on the
+  simulator's thread).  The floor, measured right before and after each
+  pickup, is one pty write -> read of the same 5 bytes (:class:`bench_pickup.Floor`);
+  each pickup is paired with the mean of its two floor samples.
+- door change on a board -> controller: from ``set_door`` on the simulated
+  board to the controller's DoorChanged handler having returned.
+
+Asserts nothing.  A paired difference <= 0 is noise, never a target met.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+
+import bench_pickup
+from bench_pickup import PIN, Floor, place, seed, wait_view
+
+now = time.perf_counter
+
+
+def p99(values):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(0.99 * len(values)))] * 1e3 if values else float("nan")
+
+
+def latencies(config, runs=30, door_runs=40):
+    """(PIN -> unlock frame p99 ms, floor p99 ms, paired difference p99 ms,
+    door -> controller p99 ms)."""
+    import logging
+    from bibbox.daemon.cli import demo_daemon
+    from bibbox.locker.app import controller as controller_mod
+    from bibbox.locker.domain import messages as msg
+    from bibbox.locker.domain.messages import KioskAction, PinEntered
+    logging.disable(logging.WARNING)
+    daemon = demo_daemon(tempfile.mkdtemp(prefix="bench-scale-lat-"), port=0, config=config)
+    patrons = seed(daemon, runs)
+    daemon.start()
+    sim, board, controller = daemon.simulator, daemon.controller.board, daemon.controller
+    unlocked, unlocked_at = threading.Event(), [0.0]
+
+    def on_unlock(b, lock):
+        if not unlocked.is_set():
+            unlocked_at[0] = now()
+            unlocked.set()
+    for bus in sim.buses.values():
+        bus.on_unlock = on_unlock
+    handled = threading.Event()
+    original = controller_mod.HANDLERS[msg.DoorChanged]
+
+    def timed(locker, item):
+        original(locker, item)
+        handled.set()
+    controller_mod.HANDLERS[msg.DoorChanged] = timed
+    floor = Floor(19200, 0.1)
+    numbers = sorted(sim.on_board)
+    pin_s, floor_s, door_s = [], [], []
+    frame = bytes.fromhex("0200300335")
+    try:
+        for i, (card, patron_hash) in enumerate(patrons):
+            compartment = numbers[(i * 17) % len(numbers)]
+            place(daemon, i, patron_hash, compartment)
+            view, _ = wait_view(board, board.get("kiosk"), lambda v: v["screen"] == "idle")
+            before = floor.sample(frame)[0]
+            sim.write_card(card.encode() + b"\r")
+            view, _ = wait_view(board, view, lambda v: v["screen"] == "pin")
+            unlocked.clear()
+            posted = now()
+            controller.post(PinEntered(PIN))
+            if not unlocked.wait(5):
+                raise TimeoutError("no unlock frame on the bus")
+            pin_s.append(unlocked_at[0] - posted)
+            after = floor.sample(frame)[0]
+            floor_s.append((before + after) / 2)
+            view, _ = wait_view(board, view, lambda v: v["screen"] == "opening" and all(
+                c["status"] == "open" for c in v["compartments"]))
+            sim.set_door(compartment, False)
+            view, _ = wait_view(board, view, lambda v: v["screen"] == "receipt")
+            controller.post(KioskAction("cancel"))
+            wait_view(board, view, lambda v: v["screen"] == "idle")
+        compartment = numbers[-1]
+        for run in range(door_runs):
+            time.sleep(0.3 + 0.013 * (run % 7))      # not in step with the poll period
+            handled.clear()
+            t0 = now()
+            sim.set_door(compartment, run % 2 == 0)
+            if handled.wait(5.0):
+                door_s.append(now() - t0)
+    finally:
+        controller_mod.HANDLERS[msg.DoorChanged] = original
+        floor.close()
+        daemon.stop()
+    paired = [p - f for p, f in zip(pin_s, floor_s)]
+    return p99(pin_s), p99(floor_s), p99(paired), p99(door_s)
+
+
+del bench_pickup
