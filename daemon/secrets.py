@@ -87,14 +87,7 @@ def load_or_create_staff_secret(state_dir) -> bytes:
     ``<state_dir>/staff-secret``, created 0600 on first use, refused when
     group or others may read it."""
     path = os.path.join(state_dir, STAFF_SECRET_FILE)
-    os.makedirs(state_dir, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(_secrets.token_hex(32) + "\n")
+    _create_once(path)
     raw = read_secret_file(path, "staff secret").strip()
     try:
         key = bytes.fromhex(raw.decode("ascii"))
@@ -148,12 +141,17 @@ def load_or_create_loan_key(cfg, env=os.environ) -> bytes:
     bytes (hex), created 0600 on first use like the site key, refused when
     group or others may read it."""
     path = loan_key_path(cfg, env)
+    _create_once(path)
+    return read_secret_file(path, "loan key")
+
+
+def _create_once(path: str) -> None:
+    """Write 32 random bytes as hex to ``path`` (mode 0600) unless it exists;
+    never overwrite a key."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(_secrets.token_hex(32) + "\n")
-    return read_secret_file(path, "loan key")
+        return
+    with os.fdopen(fd, "w") as fh:
+        fh.write(_secrets.token_hex(32) + "\n")
