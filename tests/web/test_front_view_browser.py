@@ -28,14 +28,25 @@ def test_the_kiosk_shows_the_patrons_doors_in_the_cabinet(kiosk):
     expect(mine).to_have_count(2)                       # Karen's doors 1 and 3
     expect(mine).to_have_text(["1", "3"])
     expect(front.locator(".front-door")).to_have_count(6)
-    door3 = page.get_by_test_id("front-3").bounding_box()
-    door6 = page.get_by_test_id("front-6").bounding_box()
-    door1 = page.get_by_test_id("front-1").bounding_box()
+    door3, door6, door1 = (box(page, f"front-{n}") for n in (3, 6, 1))
     assert door3["height"] > door1["height"] * 1.5      # door 3 spans two rows
     assert door6["x"] > door3["x"] and door6["height"] > door3["height"]  # 6: right, 4 rows
     assert front.get_attribute("aria-hidden") == "true"  # the list says it in words
     check(page, "the kiosk's opening screen with the front view")
     screenshot(page, "kiosk-front-view")
+
+
+def box(page, test_id, timeout=5.0):
+    """The element's box once it is laid out (the view re-renders as doors
+    change: a box taken mid-render is None)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        found = page.get_by_test_id(test_id).bounding_box()
+        if found is not None or time.monotonic() > deadline:
+            assert found is not None, f"{test_id} has no box"
+            return found
+        page.wait_for_timeout(50)
 
 
 def test_the_staff_overview_is_the_cabinet_and_a_list_on_a_phone(browser, make_demo):  # noqa: F811
