@@ -104,11 +104,7 @@ def check_health(daemon, timeout=PROBE_TIMEOUT_S) -> list[str]:
 
     def probe(locker):
         try:
-            ping = getattr(locker.store, "ping", None)
-            if ping is not None:
-                ping()
-            else:
-                locker.store.conn.execute("SELECT 1").fetchone()
+            locker.store.ping()
         except Exception as exc:     # reported, not raised: the thread is fine
             store_error.append(f"{type(exc).__name__}: {exc}")
         return True
@@ -121,20 +117,15 @@ def check_health(daemon, timeout=PROBE_TIMEOUT_S) -> list[str]:
         problems.append(f"controller probe failed: {type(exc).__name__}")
     if store_error:
         problems.append("store does not answer: " + store_error[0])
-    link = getattr(daemon, "link", None)
+    link = daemon.link
     if link is not None:
         try:
             problems.extend(link.health().get("unhealthy") or [])
         except Exception as exc:
             problems.append(f"central link health failed: {type(exc).__name__}")
-    reader = getattr(daemon, "reader", None)
-    if reader is not None:
-        alive = getattr(reader, "alive", None)
-        if alive is None:
-            thread = getattr(reader, "_thread", None)
-            alive = thread is not None and thread.is_alive()
-        if not alive:
-            problems.append("card reader thread has stopped")
+    reader = daemon.reader
+    if reader is not None and not reader.alive:
+        problems.append("card reader thread has stopped")
     return problems
 
 
@@ -146,10 +137,10 @@ def status_line(daemon) -> str:
     parts.append("no alarms" if not alarms else "alarms: " + ", ".join(
         a["alarm"] + (f"@{a['compartment']}" if a.get("compartment") else "")
         for a in alarms[:5]) + (" ..." if len(alarms) > 5 else ""))
-    reader = getattr(daemon, "reader", None)
+    reader = daemon.reader
     if reader is not None:
         parts.append("reader online" if reader.online else "reader OFFLINE")
-    link = getattr(daemon, "link", None)
+    link = daemon.link
     if link is not None:
         try:
             parts.append("central connected" if link.health().get("connected")

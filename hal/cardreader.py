@@ -373,6 +373,12 @@ class SerialCardReader:
         self._last_card_at = 0.0
 
     @property
+    def alive(self) -> bool:
+        """True while the reader thread runs (started and not stopped or dead)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    @property
     def online(self) -> bool:
         """Whether the port is open and reading."""
         return bool(self._online)
