@@ -131,6 +131,8 @@ def test_a_forced_door_alarm_clears_itself_and_an_own_reset_is_not_someone_elses
     tile = page.get_by_test_id("tile-6")
     expect(tile).to_contain_text("uden kommando")
     sim(base, "/sim/doors/6", {"open": False})
+    wait_until(lambda: locker.controller.call(lambda l: l.doors[6].state.value) == "closed",
+               what="the controller to see door 6 shut")   # past the bounce window
     advance(locker, FORCED_SETTLE_S + 1)                 # shut for the settle time
     expect(tile).not_to_contain_text("uden kommando")
     assert page.locator("#alarm-list").inner_text().strip() == "Ingen alarmer."
@@ -138,6 +140,8 @@ def test_a_forced_door_alarm_clears_itself_and_an_own_reset_is_not_someone_elses
     sim(base, "/sim/doors/6", {"open": True})            # again, and staff reset it
     expect(tile).to_contain_text("uden kommando")
     sim(base, "/sim/doors/6", {"open": False})
+    wait_until(lambda: locker.controller.call(lambda l: l.doors[6].state.value) == "closed",
+               what="the controller to see door 6 shut")   # past the bounce window
     tile.click()
     page.get_by_test_id("clear-door_forced").click()
     expect(page.get_by_test_id("detail-done")).to_have_text("Alarmen er nulstillet.")
