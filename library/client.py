@@ -67,6 +67,21 @@ class LibraryClient:
         return self.transport.exchange(sip2.item_information(
             self.institution, item, self.terminal_password, date=date), "18")
 
+    def reported_holds(self, reply) -> frozenset | None:
+        """The item ids of the patron's holds ready for pickup that a 64
+        reply lists in AS (FBS: the first ``%``-part of each), or None when
+        the reply does not report them: not a 64, or a hold count above
+        zero with no AS field (the library system only counts)."""
+        counts = getattr(reply, "counts", None)
+        if not counts:
+            return None
+        listed = [v for v in reply.hold_items if v.strip()]
+        if counts[0] and not listed:
+            return None
+        if self.fbs:
+            listed = [fbs_dialect.item_parts(v)[0] for v in listed]
+        return frozenset(v.strip() for v in listed if v.strip())
+
     def patron_number(self, reply_value: str) -> str:
         """A patron id from a reply, without FBS's ``LN:`` prefix."""
         return fbs_dialect.patron_number(reply_value) if self.fbs else reply_value

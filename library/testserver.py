@@ -75,8 +75,15 @@ class Library:
         self.lock = threading.Lock()
 
     def patron(self, ident):
+        """(the patron's number, record) for a card; a card whose record says
+        ``same_as`` names the same patron as that card (a health card and
+        a library card of one person)."""
         ident = ident[3:] if ident.startswith("LN:") else ident
-        return ident, self.data["patrons"].get(ident)
+        record = self.data["patrons"].get(ident)
+        if record is not None and "same_as" in record:
+            ident = record["same_as"]
+            record = self.data["patrons"].get(ident)
+        return ident, record
 
     def out_id(self, ident):
         return f"LN:{ident}" if self.fbs else ident
@@ -86,13 +93,14 @@ class Library:
         status) and item (barcode, title, the hold's patron)."""
         limit = Decimal(self.data["fee_limit"])
         patrons = []
-        for card, p in self.data["patrons"].items():
+        for card, entry in self.data["patrons"].items():
+            _, p = self.patron(card)
             fee = Decimal(p["fee"])
             status = ("card reported lost" if p.get("lost") else
                       f"fees {fee} kr: blocked" if fee >= limit else
                       f"fees {fee} kr" if fee else "ok")
             patrons.append({"name": p["name"], "card": card, "pin": p["pin"],
-                            "status": status, "kind": p.get("kind", "")})
+                            "status": status, "kind": entry.get("kind", p.get("kind", ""))})
         items = []
         for barcode, item in self.data["items"].items():
             held = self.data["patrons"].get(item.get("hold_patron"), {})

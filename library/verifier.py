@@ -15,6 +15,7 @@ counts towards it like any other, and a blocked card never reaches here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -138,6 +139,8 @@ class LibraryVerifier:
             log.exception("patron check failed unexpectedly")
             return Verdict(patrons.UNAVAILABLE, reason="library_error")
         verdict = verdict_for(reply, self.fee_limit_default)
+        if verdict.outcome == patrons.ACCEPTED:
+            verdict = dataclasses.replace(verdict, holds=self.client.reported_holds(reply))
         log.info("patron check answered: %s %s", verdict.outcome, verdict.reason)
         return verdict
 

@@ -279,7 +279,8 @@ class Locker(HardwareEvents):
     def verdict_received(self, message: msg.VerdictReceived):
         pickup = self._sessions.verdict_received(message.session_id, message.verdict,
                                                  self._holds.ready_for,
-                                                 self._holds.has_expired)
+                                                 self._holds.has_expired,
+                                                 self._holds.ready_with_items)
         if pickup is not None:
             self._open_for_patron(pickup)
 

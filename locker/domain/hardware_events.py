@@ -111,7 +111,8 @@ class HardwareEvents:
         verdict, collected, ticket = None, [], None
         if opening.purpose is OpenPurpose.PICKUP:
             verdict = self._sessions.verdict_of(opening.session)
-            collected = self._holds.collectable(number, opening.actor, verdict)
+            collected = self._holds.collectable(number, opening.actor, verdict,
+                                                self._sessions.granted_of(opening.session))
             ticket = self._loan_tickets.get(opening.session)
         loaded = alarm = None
         with self.store.unit() as unit:

@@ -69,6 +69,14 @@ class Holds:
                 h.state is HoldState.READY and not h.expired_at(wall) and
                 h.compartment is not None]
 
+    def ready_with_items(self, barcodes):
+        """The ready holds (not expired, in a compartment) holding any item
+        of ``barcodes``, whoever they were loaded for."""
+        wall = self.clock.wall()
+        return [h for h in self.holds.values() if h.state is HoldState.READY and
+                not h.expired_at(wall) and h.compartment is not None and
+                any(i.barcode in barcodes for i in h.items)]
+
     def has_expired(self, patron_hash):
         wall = self.clock.wall()
         return any(h.state is HoldState.EXPIRED or
@@ -261,8 +269,9 @@ class Holds:
         return back
 
     # -- collecting ----------------------------------------------------------------
-    def collectable(self, number, actor, verdict):
-        """The ready holds of pseudonym ``actor`` in ``number``, as loaned
+    def collectable(self, number, actor, verdict, granted=None):
+        """The ready holds in ``number`` that the pickup granted (ids in
+        ``granted``; when None, those of pseudonym ``actor``), as loaned
         (due dates from ``verdict``), state COLLECTED."""
         due_for = (verdict.due if verdict else {}) or {}
         default = verdict.default_due if verdict else None
@@ -271,7 +280,8 @@ class Holds:
                                        for i in hold.items))
                 for hold in self.holds.values()
                 if hold.compartment == number and hold.state is HoldState.READY and
-                pseudonym(hold.patron_hash) == actor]
+                (hold.id in granted if granted is not None
+                 else pseudonym(hold.patron_hash) == actor)]
 
     def write_collected(self, unit, collected, opening, verdict, closed_while_down,
                         ticket=None):

@@ -34,11 +34,15 @@ BLOCK_REASONS = ("lost_card", "fees", "library")
 @dataclass(frozen=True)
 class Verdict:
     """The answer of a verifier.  ``due`` maps item barcodes to loan due dates
-    (ISO); ``default_due`` applies to items the verifier did not name."""
+    (ISO); ``default_due`` applies to items the verifier did not name.
+    ``holds`` is the item barcodes the verifier reports as this patron's
+    holds ready for pickup (a library system's 64 reply lists them), or
+    None when it reports none; see ``Sessions.verdict_received``."""
     outcome: str
     reason: str = ""
     due: dict = field(default_factory=dict)
     default_due: str | None = None
+    holds: frozenset | None = None
 
 
 def import_patrons(store, hasher, text: str) -> int:

@@ -58,6 +58,7 @@ class PatronSession:
     reopen_until: float | None = None     # monotonic; the same card re-opens until then
     taken: set = field(default_factory=set)  # compartments opened and closed: collected
     receipt_issued: bool = False          # receipt.issued written (once per session)
+    granted: frozenset = frozenset()      # ids of the holds this session may collect
 
     def receipt_items(self):
         """The items the patron is getting: none from a door that jammed."""
@@ -182,10 +183,21 @@ class Sessions:
             raise CommandError("unknown_action", f"unknown kiosk action {action!r}")
 
     # -- the verdict ---------------------------------------------------------------
-    def verdict_received(self, session_id, verdict, ready_for, has_expired):
+    def verdict_received(self, session_id, verdict, ready_for, has_expired,
+                         ready_with_items=None):
         """The verifier answered.  ``ready_for(patron_hash)`` lists the
         patron's holds ready now, ``has_expired(patron_hash)`` whether one
-        expired.  A :class:`Pickup` if doors may open, else None."""
+        expired, ``ready_with_items(barcodes)`` the ready holds holding any
+        of those items, whoever they were loaded for.  A :class:`Pickup` if
+        doors may open, else None.
+
+        When the verdict reports the patron's holds (``verdict.holds``, from
+        the library system) and any ready hold here holds one of them,
+        exactly those holds open: the library system knows the patron
+        behind every card (a library card and a health card name the same
+        person).  When none of them matches, the holds loaded for this card
+        open, as without a report: the library system may name holds by
+        other ids than the item barcodes the locker was loaded with."""
         s = self.session
         if s is None or s.id != session_id or s.screen != SCREEN_VERIFYING:
             return None  # the session timed out or was cancelled meanwhile
@@ -197,7 +209,7 @@ class Sessions:
             if count or blocked_until:
                 with self.store.unit() as unit:
                     unit.set_pin_failures(s.patron_hash, 0, None)
-            ready = ready_for(s.patron_hash)
+            ready = self._ready_holds(s, verdict, ready_for, ready_with_items)
             if not ready:
                 self.deny("only_expired" if has_expired(s.patron_hash) else "nothing_here")
                 return None
@@ -220,6 +232,20 @@ class Sessions:
             code = "card_lost"      # its own message: the card is blocked, get a new one
         self.deny(code, reason=reason)
         return None
+
+    @staticmethod
+    def _ready_holds(s, verdict, ready_for, ready_with_items):
+        """The holds this accepted patron may take (see ``verdict_received``)."""
+        mine = ready_for(s.patron_hash)
+        if verdict.holds is None or ready_with_items is None:
+            return mine
+        reported = ready_with_items(verdict.holds)
+        if reported:
+            return reported
+        if mine:
+            log.warning("the library system's hold list names none of the %d hold(s) "
+                        "loaded for this patron; opening those as loaded", len(mine))
+        return mine
 
     def _seal_for_loans(self, s, verdict):
         """Before the card is let go: seal it for the loans, when the patron
@@ -292,6 +318,7 @@ class Sessions:
         the session shows the others as unavailable.  [] denies."""
         s = self.session
         s.verdict = pickup.verdict
+        s.granted = frozenset(h.id for h in pickup.holds)
         to_open = []
         for number in sorted({h.compartment for h in pickup.holds}):
             if can_open(number):
@@ -367,6 +394,12 @@ class Sessions:
         """The verdict of the session ``session_id`` if it is the current one."""
         s = self.session
         return s.verdict if s and s.id == session_id else None
+
+    def granted_of(self, session_id):
+        """The ids of the holds the session ``session_id`` may collect (None:
+        not the current session, e.g. after a restart)."""
+        s = self.session
+        return s.granted if s and s.id == session_id else None
 
     # -- endings ----------------------------------------------------------------------
     def deny(self, code, reason=""):

@@ -52,8 +52,9 @@ def _secrets():
         if card.isdigit() and len(card) == 10:
             forms |= {f"{card[:6]}-{card[6:]}", f"{card[:6]} {card[6:]}"}
         cards += [re.compile(re.escape(f).encode()) for f in forms]
-        pins.append(re.compile(rb"(?<![0-9A-Za-z])" + patron["pin"].encode() +
-                               rb"(?![0-9A-Za-z])"))
+        if "pin" in patron:
+            pins.append(re.compile(rb"(?<![0-9A-Za-z])" + patron["pin"].encode() +
+                                   rb"(?![0-9A-Za-z])"))
     return cards, pins
 
 

@@ -92,7 +92,9 @@ def test_fbs_patron_check(fbs_server, test_ca):
     verifier = LibraryVerifier(LibraryClient(fbs.FbsTransport(
         "127.0.0.1", "775100", port=fbs_server.port, ca_file=str(test_ca[0]), timeout_s=3,
         login="fbs-locker", password="fbs-secret"), institution="775100", fbs=True))
-    assert ask(verifier, "L0001", "1234")[0].outcome == patrons.ACCEPTED
+    accepted = ask(verifier, "L0001", "1234")[0]
+    assert accepted.outcome == patrons.ACCEPTED
+    assert accepted.holds == {"I1001", "I1002"}     # the item ids of FBS's %-parts
     assert ask(verifier, "L0003", "3333")[0].reason == "fees"
     fbs_server.mode = "error-input"
     assert ask(verifier, "L0001", "1234")[0].outcome == patrons.UNAVAILABLE
@@ -119,6 +121,22 @@ def test_verdict_order_and_flags():
     assert verdict_for(reply(fee_amount=Decimal("219.99"), fee_limit=Decimal("220"))
                        ).outcome == patrons.ACCEPTED
     assert verdict_for(reply(fee_amount=Decimal("200"))).reason == "fees"
+
+
+def test_the_holds_a_64_reports():
+    plain, fbs_client = LibraryClient(None, institution="x"), \
+        LibraryClient(None, institution="1", fbs=True)
+    counts = (2, 0, 0, 0, 0, 0)
+    assert plain.reported_holds(reply(counts=counts, hold_items=("I1", " I2 "))) == {"I1", "I2"}
+    assert fbs_client.reported_holds(reply(counts=counts, hold_items=(
+        "I1%20270101%20270115%Kongens Fald", "I2%%%"))) == {"I1", "I2"}
+    # holds counted but not listed: the reply does not say which
+    assert plain.reported_holds(reply(counts=counts)) is None
+    # no holds at all: reported, empty
+    assert plain.reported_holds(reply(counts=(0,) * 6)) == frozenset()
+    # a 24 reports no holds
+    assert plain.reported_holds(replies.PatronStatus(
+        code="24", flags=" " * 14, language="009", date="20260105    101500")) is None
 
 
 def test_screen_messages_are_sanitised():
