@@ -125,8 +125,8 @@ def _pickup_number_on():
 @kiosk.post("/api/kiosk/number")
 def pickup_number():
     """The pickup number from the patron's message (pickup without the card)."""
-    _pickup_number_on()
     data = json_body(required=("number",))
+    _pickup_number_on()
     if not isinstance(data["number"], str) or len(data["number"]) > MAX_NUMBER_LEN:
         raise CommandError("bad_number", "the pickup number must be text of at most "
                            f"{MAX_NUMBER_LEN} characters")

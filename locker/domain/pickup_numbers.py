@@ -54,6 +54,7 @@ THROTTLE_KEY = "pickup_number_throttle"   # store meta: {"failures": [...], "pau
 MAX_NUMBER_LEN = 16          # as long as a hold's pickup number may be
 # The failures of the number path, as the pickup.denied event's detail.
 UNKNOWN_NUMBER, LOCKED_OUT = "unknown_number", "locked_out"
+WRONG_PIN, UNKNOWN_PATRON = patrons.WRONG_PIN, "unknown_patron"   # the verifier's answers
 
 
 def parse_number(text):
@@ -191,6 +192,11 @@ class NumberEntrance:
             return False
         return True
 
+    def number_verdict_failed(self, s, outcome):
+        """The verifier said wrong PIN or unknown patron for a number session."""
+        return self._number_failed(s, WRONG_PIN if outcome == patrons.WRONG_PIN
+                                   else UNKNOWN_PATRON)
+
     def _number_failed(self, s, detail):
         """One failed attempt: counted (the throttle; a wrong PIN also in the
         patron's lockout) with its event in one unit, then shown as the one
@@ -198,23 +204,24 @@ class NumberEntrance:
         the PIN."""
         with self.store.unit() as unit:
             state = self.throttle.write_failure(unit)
-            if detail == patrons.WRONG_PIN:
+            if detail == WRONG_PIN:
                 unit.set_pin_failures(s.patron_hash, *self._one_more_wrong_pin(s.patron_hash))
             unit.event(EventType.PICKUP_DENIED, {"reason": "number_or_pin_wrong",
                                                  "detail": detail})
         self.throttle.remember(state)
         log.info("pickup by number denied: %s", detail)
+        # Still "verifying", as it was since the PIN (the screen and its
+        # deadline unchanged: the view says nothing new until the floor).
         now = self.clock.monotonic()
-        s.screen, s.patron_hash, s.number_failure = SCREEN_VERIFYING, "", True
-        s.deadline = max(now, (s.asked_at or now) + ANSWER_FLOOR_S)
-        if s.deadline <= now:
+        s.screen, s.patron_hash = SCREEN_VERIFYING, ""
+        s.number_failure_at = (s.asked_at or now) + ANSWER_FLOOR_S
+        if s.number_failure_at <= now:
             return self._show_number_failure(s)
-        self.dirty(kiosk=True)
         return None
 
     def _show_number_failure(self, s):
         """The floor has passed: back to the number screen, or the pause."""
-        s.number_failure = False
+        s.number_failure_at = None
         paused = self.throttle.paused_s()
         if paused:
             return self._number_paused(s, paused)

@@ -62,7 +62,7 @@ class PatronSession:
     receipt_issued: bool = False          # receipt.issued written (once per session)
     by_number: bool = False               # came by pickup number, not by card
     asked_at: float | None = None         # monotonic; a number session's PIN was typed
-    number_failure: bool = False          # a number-path failure waits to be shown
+    number_failure_at: float | None = None  # monotonic; a number-path failure shows then
 
     def receipt_items(self):
         """The items the patron is getting: none from a door that jammed."""
@@ -222,7 +222,7 @@ class Sessions(NumberEntrance):
         if s is None or s.id != session_id or s.screen != SCREEN_VERIFYING:
             return None  # the session timed out or was cancelled meanwhile
         if s.by_number and verdict.outcome in (patrons.WRONG_PIN, patrons.UNKNOWN):
-            return self._number_failed(s, verdict.outcome)
+            return self.number_verdict_failed(s, verdict.outcome)
         if verdict.outcome != patrons.WRONG_PIN:
             self._seal_for_loans(s, verdict)
             s.card = None  # no further PIN is checked in this session
@@ -455,7 +455,8 @@ class Sessions(NumberEntrance):
         s = self.session
         if s is None:
             return None
-        return min(s.deadline, s.reopen_until) if s.reopen_until is not None else s.deadline
+        return min(t for t in (s.deadline, s.reopen_until, s.number_failure_at)
+                   if t is not None)
 
     def time_passed(self, now):
         """Timeouts: the opening screen turns into the receipt (a door may
@@ -466,11 +467,11 @@ class Sessions(NumberEntrance):
         if s.reopen_until is not None and now >= s.reopen_until:
             s.reopen_until = None
             self.dirty(kiosk=True)
+        if s.number_failure_at is not None and now >= s.number_failure_at:
+            return self._show_number_failure(s)
         if now < s.deadline:
             return
-        if s.number_failure:
-            self._show_number_failure(s)
-        elif s.screen == SCREEN_OPENING:
+        if s.screen == SCREEN_OPENING:
             s.screen = SCREEN_RECEIPT
             s.deadline = now + self.timing.kiosk_idle_s
             self._issue_receipt(s)

@@ -64,7 +64,7 @@ def failure_shown(rig):
 
 
 def what_the_patron_sees(view):
-    return {k: v for k, v in view.items() if k not in ("version", "seconds_left")}
+    return {k: v for k, v in view.items() if k != "version"}
 
 
 class Recording:
@@ -146,18 +146,23 @@ def test_a_badly_formed_number_is_refused_without_counting(rig):
 # ---------------------------------------------------------------- one message for every failure
 def test_unknown_number_and_wrong_pin_look_the_same(rig):
     place(rig, "h1", ALICE_CARD, 1, "4711")
-    by_number(rig, "9999", ALICE_PIN)              # no such number
-    assert rig.kiosk["screen"] == "verifying"      # not sooner than the floor
-    rig.advance(ANSWER_FLOOR_S - 0.1)
-    assert rig.kiosk["screen"] == "verifying"
-    unknown = failure_shown(rig)
+    seen = {}
+    for case, number, pin in (("unknown", "9999", ALICE_PIN), ("wrong_pin", "4711", "0000")):
+        before = rig.kiosk["version"]
+        by_number(rig, number, pin)
+        verifying = rig.kiosk                      # not sooner than the floor
+        rig.advance(ANSWER_FLOOR_S - 0.1)
+        assert rig.kiosk == verifying              # nothing new was published
+        shown = failure_shown(rig)
+        seen[case] = (what_the_patron_sees(verifying), what_the_patron_sees(shown),
+                      shown["version"] - before)
+        rig.controller.post(KioskAction("cancel"))
+        rig.run()
+    assert seen["unknown"] == seen["wrong_pin"]
+    verifying, unknown, _ = seen["unknown"]
+    assert verifying["screen"] == "verifying"
     assert (unknown["screen"], unknown["message"]) == ("number", "number_or_pin_wrong")
-    rig.controller.post(KioskAction("cancel"))
-    rig.run()
-    by_number(rig, "4711", "0000")                 # the right number, a wrong PIN
-    assert rig.kiosk["screen"] == "verifying"
-    wrong_pin = failure_shown(rig)
-    assert what_the_patron_sees(wrong_pin) == what_the_patron_sees(unknown)
+    wrong_pin = seen["wrong_pin"][1]
     assert wrong_pin["tries_left"] is None         # tries left would tell the number was right
     assert rig.relays.pulses == []
     denied = [p for t, p in rig.outbox() if t == "pickup.denied"]
@@ -171,6 +176,8 @@ def test_an_unknown_patron_looks_the_same(rig):
     by_number(rig, "4711", "1234")
     view = failure_shown(rig)
     assert (view["screen"], view["message"]) == ("number", "number_or_pin_wrong")
+    assert rig.store.pin_failures(rig.patron_hash("NOBODY01")) == (0, None)
+    assert '"detail": "unknown_patron"' in rig.outbox()[-1][1]
 
 
 def test_a_number_two_patrons_share_is_refused_not_guessed(rig):
