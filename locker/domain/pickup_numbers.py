@@ -71,8 +71,8 @@ def patron_for_number(holds, number):
     pickup number is ``number``; None when there is none, or when the number
     names two patrons (central gave two holds one number: refused, not guessed)."""
     found = {h.patron_hash for h in holds
-             if h.compartment is not None and h.state in (HoldState.READY, HoldState.EXPIRED)
-             and h.pickup_number.strip().upper() == number}
+             if h.pickup_number.strip().upper() == number and h.compartment is not None
+             and h.state in (HoldState.READY, HoldState.EXPIRED)}
     if len(found) > 1:
         log.warning("a pickup number names the holds of %d patrons; pickup by number "
                     "refuses it (the card still works)", len(found))

@@ -28,9 +28,9 @@ from bibbox.locker.domain.errors import CardFormatError, CommandError, StoreErro
 from bibbox.locker.domain.identity import CardNumber, Pin, constant_time_equal
 from bibbox.locker.domain.model import EventType, Item, LoanTicket
 from bibbox.locker.domain.pickup_numbers import NumberEntrance, NumberThrottle
-from bibbox.locker.domain.screens import (DENIED_SCREEN_S, SCREEN_CODE, SCREEN_DENIED,  # noqa: F401
-                                          SCREEN_IDLE, SCREEN_NUMBER, SCREEN_OPENING,
-                                          SCREEN_PIN, SCREEN_RECEIPT, SCREEN_VERIFYING)
+from bibbox.locker.domain.screens import (DENIED_SCREEN_S, SCREEN_CODE, SCREEN_DENIED,
+                                          SCREEN_NUMBER, SCREEN_OPENING, SCREEN_PIN,
+                                          SCREEN_RECEIPT, SCREEN_VERIFYING)
 
 log = logging.getLogger("bibbox.locker")
 DOOR_DONE = ("closed", "jammed", "unavailable")
