@@ -136,6 +136,9 @@ def cmd_check_config(args):
         pins = f"{' or '.join(names)}, {source}"
     print(f"{args.file}: ok ({len(cfg.compartments)} compartments, "
           f"reader {cfg.reader.framing}, pins {pins})")
+    if cfg.verifier.pickup_number_with_pin:
+        print(f"  pickup without the card: pickup number + PIN, checked by the "
+              f"{cfg.verifier.kind} verifier")
     from bibbox.locker.domain.buses import bus_map
     for line in bus_map(cfg):
         print(f"  {line}")

@@ -4,7 +4,10 @@
 - ``GET /api/kiosk?version=N``: the kiosk view, long-polled: answers as soon
   as it differs from version N, or after ``LONG_POLL_S``.
 - ``POST /api/kiosk/pin`` ``{"pin": "1234"}``: the PIN typed on the pad.
-- ``POST /api/kiosk/action`` ``{"action": "cancel"|"extend"}``.
+- ``POST /api/kiosk/action`` ``{"action": "cancel"|"extend"|"pickup_number"}``
+  (``pickup_number``: the idle screen's way in without the card; refused
+  unless ``verifier.pickup_number_with_pin`` is on).
+- ``POST /api/kiosk/number`` ``{"number": "4711"}``: the pickup number.
 
 Loopback only.  The PIN is handed to the controller and never logged.
 
@@ -22,7 +25,9 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from bibbox.locker.domain import free_text
 from bibbox.locker.domain.cabinet import front
 from bibbox.locker.domain.errors import CommandError
-from bibbox.locker.domain.messages import KioskAction, PickupCodeEntered, PinEntered
+from bibbox.locker.domain.messages import (KioskAction, PickupCodeEntered,
+                                           PickupNumberEntered, PinEntered)
+from bibbox.locker.domain.pickup_numbers import MAX_NUMBER_LEN
 
 from bibbox.web.http import is_loopback, json_body
 
@@ -111,11 +116,32 @@ def pickup_code():
     return jsonify(ok=True)
 
 
+def _pickup_number_on():
+    if not current_app.extensions["bibbox"]["cfg"].verifier.pickup_number_with_pin:
+        raise CommandError("pickup_number_off",
+                           "pickup by number is not turned on at this locker")
+
+
+@kiosk.post("/api/kiosk/number")
+def pickup_number():
+    """The pickup number from the patron's message (pickup without the card)."""
+    data = json_body(required=("number",))
+    _pickup_number_on()
+    if not isinstance(data["number"], str) or len(data["number"]) > MAX_NUMBER_LEN:
+        raise CommandError("bad_number", "the pickup number must be text of at most "
+                           f"{MAX_NUMBER_LEN} characters")
+    _controller().post(PickupNumberEntered(data["number"]))
+    return jsonify(ok=True)
+
+
 @kiosk.post("/api/kiosk/action")
 def action():
     data = json_body(required=("action",))
-    if data["action"] not in ("cancel", "extend"):
-        raise CommandError("bad_action", "action must be 'cancel' or 'extend'")
+    if data["action"] not in ("cancel", "extend", "pickup_number"):
+        raise CommandError("bad_action", "action must be 'cancel', 'extend' or "
+                           "'pickup_number'")
+    if data["action"] == "pickup_number":
+        _pickup_number_on()
     _controller().post(KioskAction(data["action"]))
     return jsonify(ok=True)
 

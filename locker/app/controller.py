@@ -32,6 +32,7 @@ HANDLERS: dict[type, Callable[[Locker, msg.Message], None]] = {
     msg.KeypadDigits: Locker.keypad_digits,
     msg.KioskAction: Locker.kiosk_action,
     msg.PickupCodeEntered: Locker.pickup_code_entered,
+    msg.PickupNumberEntered: Locker.pickup_number_entered,
     msg.VerdictReceived: Locker.verdict_received,
     msg.DoorChanged: Locker.door_changed,
     msg.RelayFired: Locker.relay_fired,

@@ -139,6 +139,9 @@ class VerifierSection:
     kind: str = _opt("local", choices=VERIFIERS)
     timeout_s: float = _opt(3.0, lo=0.5, hi=30.0)
     offline_policy: str = _opt("deny", choices=OFFLINE_POLICIES)
+    pickup_number_with_pin: bool = _opt(False, doc="the kiosk also offers pickup without "
+                                        "the card: the hold's pickup number and the PIN "
+                                        "(local or central verifier only)")
 
 
 @dataclass(frozen=True)

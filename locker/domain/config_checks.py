@@ -12,6 +12,8 @@ from bibbox.locker.domain.cabinet import position_problems
 from bibbox.locker.domain.errors import CommandError
 
 
+# Verifiers that name the patron by card number to check a PIN (library systems).
+PIN_NEEDS_CARD = ("sip2", "fbs")
 PROXY_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
                  "x-forwarded-port", "forwarded")
 
@@ -88,6 +90,7 @@ def cross_check(sections, compartments, problems):
         for pin, name in ((14, "UART TX"), (15, "UART RX")):
             claim(pin, f"reader.port ({name})")
     _check_library(sections.get("verifier"), sections.get("library"), problems)
+    _check_pickup_number(sections.get("verifier"), problems)
     if reader is not None and reader.framing == "barcode" and not reader.suffix:
         problems.append("reader.suffix: a barcode reader needs a line terminator")
 
@@ -100,6 +103,17 @@ def _check_help_texts(locker, problems):
                             policy=free_text.REFUSE, max_len=200, required=False)
         except CommandError as exc:
             problems.append(f"locker.{key}: {exc}")
+
+
+def _check_pickup_number(verifier, problems):
+    """Pickup by number + PIN needs a verifier that checks a PIN by the
+    patron hash alone: a library system names the patron by card number,
+    which the locker never keeps."""
+    if verifier is not None and verifier.pickup_number_with_pin and \
+            verifier.kind in PIN_NEEDS_CARD:
+        problems.append(f"verifier.pickup_number_with_pin: verifier.kind = {verifier.kind!r} "
+                        "checks a PIN only with the card number, which the locker never "
+                        "keeps; pickup by number + PIN needs kind 'local' or 'central'")
 
 
 def _check_library(verifier, library, problems):

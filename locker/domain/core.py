@@ -57,7 +57,8 @@ class Locker(HardwareEvents):
         self.verifier, self.relays, self.post, self.publish = verifier, relays, post, publish
         self.timing = cfg.timing
         self.compartments: dict[int, Compartment] = {}
-        self._sessions = Sessions(cfg, self.clock, store, hasher, self._dirty, sealer)
+        self._sessions = Sessions(cfg, self.clock, store, hasher, self._dirty, sealer,
+                                  active_holds=lambda: self._holds.holds.values())
         self._doors = Doors(self.clock, store, relays, cfg.timing)
         self._alarms = Alarms(store, self._dirty)
         self._holds = Holds(cfg, self.clock, store, self._dirty)
@@ -274,7 +275,12 @@ class Locker(HardwareEvents):
         self._sessions.keypad_digits(message.count)
 
     def kiosk_action(self, message: msg.KioskAction):
-        self._sessions.kiosk_action(message.action)
+        self._sessions.kiosk_action(
+            message.action, storage_down=self._alarms.is_raised(AlarmKind.STORAGE_ERROR))
+
+    def pickup_number_entered(self, message: msg.PickupNumberEntered):
+        """The patron typed a pickup number (see ``pickup_numbers``)."""
+        self._sessions.number_entered(message.text)
 
     def verdict_received(self, message: msg.VerdictReceived):
         pickup = self._sessions.verdict_received(message.session_id, message.verdict,
@@ -397,7 +403,8 @@ class Locker(HardwareEvents):
                                 notice=self._sessions.notice,
                                 reader_online=self.reader_online,
                                 locker_name=self.cfg.locker.name, now=self.clock.monotonic(),
-                                library_online=self.library_online)
+                                library_online=self.library_online,
+                                pickup_number=self._sessions.number_view())
 
     def compartment_state(self, number, holds=None):
         """free, loading, ready, opening, expired or out_of_service.

@@ -38,8 +38,16 @@ class KeypadDigits:
 
 @dataclass(frozen=True)
 class KioskAction:
-    """A kiosk button: ``cancel`` or ``extend``."""
+    """A kiosk button: ``cancel``, ``extend`` or ``pickup_number`` (the idle
+    screen's way in without the card, when the option is on)."""
     action: str
+
+
+@dataclass(frozen=True)
+class PickupNumberEntered:
+    """The patron typed a hold's pickup number (pickup without the card).
+    Not a secret, but kept out of the ``repr`` all the same."""
+    text: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -140,5 +148,5 @@ class Wake:
 
 
 Message = (CardRead | PinEntered | KeypadDigits | KioskAction | PickupCodeEntered |
-           VerdictReceived | DoorChanged | RelayFired | RelayReleased | ReaderOnline |
+           PickupNumberEntered | VerdictReceived | DoorChanged | RelayFired | RelayReleased | ReaderOnline |
            ReaderGarbled | LoanSettled | LibraryOnline | BoardOnline | ItemSensed | Wake)

@@ -11,6 +11,10 @@ the patron of each door still open).  Once every door is closed, the same
 card shown again within ``timing.reopen_window_s`` returns a :class:`Reopen`
 of the compartments that opened, so a patron who closed a door too early can
 take what they forgot; the holds were collected when the doors closed.
+
+The other way in, the pickup number and the PIN (an option), is
+:class:`~bibbox.locker.domain.pickup_numbers.NumberEntrance`, mixed in here:
+it leads to the same PIN screen, verdict and doors.
 """
 
 from __future__ import annotations
@@ -23,14 +27,12 @@ from bibbox.locker.domain import patrons
 from bibbox.locker.domain.errors import CardFormatError, CommandError, StoreError
 from bibbox.locker.domain.identity import CardNumber, Pin, constant_time_equal
 from bibbox.locker.domain.model import EventType, Item, LoanTicket
+from bibbox.locker.domain.pickup_numbers import NumberEntrance, NumberThrottle
+from bibbox.locker.domain.screens import (DENIED_SCREEN_S, SCREEN_CODE, SCREEN_DENIED,
+                                          SCREEN_NUMBER, SCREEN_OPENING, SCREEN_PIN,
+                                          SCREEN_RECEIPT, SCREEN_VERIFYING)
 
 log = logging.getLogger("bibbox.locker")
-
-# Kiosk screens and messages: the kiosk page translates these codes.
-SCREEN_IDLE, SCREEN_PIN, SCREEN_VERIFYING = "idle", "pin", "verifying"
-SCREEN_OPENING, SCREEN_RECEIPT, SCREEN_DENIED = "opening", "receipt", "denied"
-SCREEN_CODE = "code"   # central is offline: the pickup code from the patron's message
-DENIED_SCREEN_S = 12.0
 DOOR_DONE = ("closed", "jammed", "unavailable")
 
 
@@ -59,6 +61,9 @@ class PatronSession:
     taken: set = field(default_factory=set)  # compartments opened and closed: collected
     receipt_issued: bool = False          # receipt.issued written (once per session)
     granted: frozenset = frozenset()      # ids of the holds this session may collect
+    by_number: bool = False               # came by pickup number, not by card
+    asked_at: float | None = None         # monotonic; a number session's PIN was typed
+    number_failure_at: float | None = None  # monotonic; a number-path failure shows then
 
     def receipt_items(self):
         """The items the patron is getting: none from a door that jammed."""
@@ -98,16 +103,28 @@ class PinCheck:
     card: CardNumber | None = field(default=None, repr=False)
 
 
-class Sessions:
+class Sessions(NumberEntrance):
     """The patron session.  ``dirty(kiosk=..., state=...)`` is told which
-    snapshots a change made stale."""
+    snapshots a change made stale; ``active_holds()`` gives the holds a
+    pickup number is looked up in."""
 
-    def __init__(self, cfg, clock, store, hasher, dirty, sealer=None):
+    def __init__(self, cfg, clock, store, hasher, dirty, sealer=None,
+                 active_holds=lambda: ()):
         self.cfg, self.timing = cfg, cfg.timing
         self.sealer = sealer              # the Sealer port, when loans are made
         self.clock, self.store, self.hasher, self.dirty = clock, store, hasher, dirty
         self.session: PatronSession | None = None
         self.notice = ""                  # a transient kiosk notice code
+        self.numbers_on = cfg.verifier.pickup_number_with_pin
+        self.throttle = NumberThrottle(clock, store)
+        self.active_holds = active_holds
+
+    def _new_session(self, screen, patron_hash, seconds, **fields):
+        """Start a session on ``screen`` that times out in ``seconds``."""
+        self.session = PatronSession(uuid.uuid4().hex, patron_hash, screen,
+                                     self.clock.monotonic() + seconds, **fields)
+        self.notice = ""
+        return self.session
 
     # -- card and PIN -------------------------------------------------------------
     def card_read(self, patron_hash, storage_down, card=None):
@@ -118,7 +135,8 @@ class Sessions:
         s = self.session
         if s and s.screen in (SCREEN_VERIFYING, SCREEN_OPENING):
             return self.notify("busy")
-        if s and s.screen in (SCREEN_PIN, SCREEN_CODE) and s.patron_hash != patron_hash:
+        if s and s.screen in (SCREEN_PIN, SCREEN_CODE) and (
+                s.by_number or s.patron_hash != patron_hash):
             return self.notify("busy_other_card")
         if s and s.screen == SCREEN_CODE:
             return None  # the same card again while the code is typed: keep going
@@ -129,9 +147,8 @@ class Sessions:
                 s.reopen_until is not None and now < s.reopen_until:
             return Reopen(s.id, s.patron_hash,
                           sorted(n for n, st in s.compartments.items() if st == "closed"))
-        count, blocked_until = self.store.pin_failures(patron_hash)
-        if blocked_until is not None and blocked_until > self.clock.wall():
-            minutes = int((blocked_until - self.clock.wall()) // 60) + 1
+        minutes = self.blocked_minutes(patron_hash)
+        if minutes:
             self.session = PatronSession(uuid.uuid4().hex, patron_hash, SCREEN_DENIED,
                                          now + DENIED_SCREEN_S, message="card_blocked",
                                          minutes_blocked=minutes)
@@ -142,10 +159,20 @@ class Sessions:
         self.notice = ""
         return self.dirty(kiosk=True)
 
+    def blocked_minutes(self, patron_hash):
+        """Minutes (rounded up) the patron stays blocked by wrong PINs; 0: not."""
+        _, blocked_until = self.store.pin_failures(patron_hash)
+        if blocked_until is None or blocked_until <= self.clock.wall():
+            return 0
+        return int((blocked_until - self.clock.wall()) // 60) + 1
+
     def pin_entered(self, text):
         """OK was pressed with ``text``; a :class:`PinCheck` to send to the
-        verifier, or None."""
+        verifier, or None.  On the number screen (a hardware keypad's OK)
+        ``text`` is the pickup number."""
         s = self.session
+        if s is not None and s.screen == SCREEN_NUMBER:
+            return self.number_entered(text)
         if s is None or s.screen != SCREEN_PIN:
             return None  # a double-tapped OK or a PIN with no card: nothing to do
         try:
@@ -157,27 +184,32 @@ class Sessions:
         s.screen, s.message, s.keypad_digits = SCREEN_VERIFYING, "", 0
         s.deadline = self.clock.monotonic() + self.cfg.verifier.timeout_s + 2.0
         self.dirty(kiosk=True)
+        if s.by_number and not self._number_may_ask(s):
+            return None
         return PinCheck(s.id, s.patron_hash, pin, card=s.card)
 
     def keypad_digits(self, count):
         s = self.session
-        if s is not None and s.screen == SCREEN_PIN:
+        if s is not None and s.screen in (SCREEN_PIN, SCREEN_NUMBER):
             s.keypad_digits = int(count)
             s.deadline = self.clock.monotonic() + self.timing.pin_timeout_s
             self.dirty(kiosk=True)
 
-    def kiosk_action(self, action):
-        """``cancel`` (back to idle) or ``extend`` (more time)."""
+    def kiosk_action(self, action, storage_down=False):
+        """``cancel`` (back to idle), ``extend`` (more time) or
+        ``pickup_number`` (the idle screen's button, see :meth:`start_number`)."""
+        if action == "pickup_number":
+            return self.start_number(storage_down)
         s = self.session
         if s is None:
             return
+        entry = (SCREEN_PIN, SCREEN_CODE, SCREEN_NUMBER)
         if action == "cancel":
-            if s.screen in (SCREEN_PIN, SCREEN_CODE, SCREEN_RECEIPT, SCREEN_DENIED):
+            if s.screen in entry + (SCREEN_RECEIPT, SCREEN_DENIED):
                 self.end("cancel")
         elif action == "extend":
             s.deadline = self.clock.monotonic() + (
-                self.timing.pin_timeout_s if s.screen in (SCREEN_PIN, SCREEN_CODE)
-                else self.timing.kiosk_idle_s)
+                self.timing.pin_timeout_s if s.screen in entry else self.timing.kiosk_idle_s)
             self.dirty(kiosk=True)
         else:
             raise CommandError("unknown_action", f"unknown kiosk action {action!r}")
@@ -201,6 +233,8 @@ class Sessions:
         s = self.session
         if s is None or s.id != session_id or s.screen != SCREEN_VERIFYING:
             return None  # the session timed out or was cancelled meanwhile
+        if s.by_number and verdict.outcome in (patrons.WRONG_PIN, patrons.UNKNOWN):
+            return self.number_verdict_failed(s, verdict.outcome)
         if verdict.outcome != patrons.WRONG_PIN:
             self._seal_for_loans(s, verdict)
             s.card = None  # no further PIN is checked in this session
@@ -294,20 +328,23 @@ class Sessions:
         return Pickup(s.id, s.patron_hash, matching,
                       patrons.Verdict(patrons.ACCEPTED, reason="pickup_code"))
 
+    def _one_more_wrong_pin(self, patron_hash):
+        """The patron's (count, blocked_until) after one more wrong PIN: at
+        ``timing.pin_tries`` the count restarts and the block begins."""
+        count = self.store.pin_failures(patron_hash)[0] + 1
+        if count >= self.timing.pin_tries:
+            return 0, self.clock.wall() + self.timing.pin_block_minutes * 60
+        return count, None
+
     def _wrong_pin(self, s):
-        count, _ = self.store.pin_failures(s.patron_hash)
-        count += 1
-        tries = self.timing.pin_tries
-        blocked_until = None
-        if count >= tries:
-            blocked_until = self.clock.wall() + self.timing.pin_block_minutes * 60
+        count, blocked_until = self._one_more_wrong_pin(s.patron_hash)
         with self.store.unit() as unit:
-            unit.set_pin_failures(s.patron_hash, 0 if blocked_until else count,
-                                  blocked_until)
+            unit.set_pin_failures(s.patron_hash, count, blocked_until)
         if blocked_until:
             s.minutes_blocked = int(self.timing.pin_block_minutes)
             return self.deny("card_blocked")
-        s.screen, s.message, s.tries_left = SCREEN_PIN, "wrong_pin", tries - count
+        s.screen, s.message = SCREEN_PIN, "wrong_pin"
+        s.tries_left = self.timing.pin_tries - count
         s.deadline = self.clock.monotonic() + self.timing.pin_timeout_s
         self._record_denial("wrong_pin")
         return self.dirty(kiosk=True)
@@ -365,7 +402,8 @@ class Sessions:
             return
         if all(v in DOOR_DONE for v in s.compartments.values()):
             s.screen = SCREEN_RECEIPT
-            window = self.timing.reopen_window_s
+            # the same card reopens; a patron who came by number showed none
+            window = 0.0 if s.by_number else self.timing.reopen_window_s
             closed = any(v == "closed" for v in s.compartments.values())
             s.reopen_until = now + window if window and closed else None
             s.deadline = now + max(self.timing.kiosk_idle_s, window if closed else 0.0)
@@ -450,7 +488,8 @@ class Sessions:
         s = self.session
         if s is None:
             return None
-        return min(s.deadline, s.reopen_until) if s.reopen_until is not None else s.deadline
+        return min(t for t in (s.deadline, s.reopen_until, s.number_failure_at)
+                   if t is not None)
 
     def time_passed(self, now):
         """Timeouts: the opening screen turns into the receipt (a door may
@@ -461,6 +500,8 @@ class Sessions:
         if s.reopen_until is not None and now >= s.reopen_until:
             s.reopen_until = None
             self.dirty(kiosk=True)
+        if s.number_failure_at is not None and now >= s.number_failure_at:
+            return self._show_number_failure(s)
         if now < s.deadline:
             return
         if s.screen == SCREEN_OPENING:

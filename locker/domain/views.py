@@ -10,18 +10,21 @@ import collections
 from bibbox.locker.domain.calendar import last_local_date
 
 from bibbox.locker.domain.model import AlarmKind, HoldState, OpenPurpose
-from bibbox.locker.domain.sessions import SCREEN_IDLE
+from bibbox.locker.domain.screens import SCREEN_IDLE
 
 UNLOAD_KINDS = (AlarmKind.DOOR_JAMMED.value, AlarmKind.DOOR_FORCED.value, "out_of_service")
 
 
 def kiosk_view(*, version, session, notice, reader_online, locker_name, now,
-               library_online=None):
+               library_online=None, pickup_number=None):
     """What the kiosk shows.  ``library_online`` False: the library system
-    cannot be reached (the kiosk says so)."""
+    cannot be reached (the kiosk says so).  ``pickup_number``: whether the
+    idle screen offers pickup by number (``number_entry``) and how many
+    seconds it stays paused (``number_paused_s``)."""
     view = {"version": version, "screen": SCREEN_IDLE, "notice": notice,
             "reader_online": reader_online is not False, "locker_name": locker_name,
-            "library_online": library_online is not False}
+            "library_online": library_online is not False,
+            **(pickup_number or {"number_entry": False, "number_paused_s": 0})}
     s = session
     if s is not None:
         view.update({
@@ -33,6 +36,7 @@ def kiosk_view(*, version, session, notice, reader_online, locker_name, now,
                              for n, st in sorted(s.compartments.items())],
             "items": [i.as_dict() for i in s.receipt_items()],
             "reopen": s.reopen_until is not None and now < s.reopen_until,
+            "by_number": s.by_number,
         })
     return view
 

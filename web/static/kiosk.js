@@ -9,7 +9,11 @@
  *   POST /api/kiosk/code         {"code": "A1B2"}           (screen "code":
  *                                the pickup code from the patron's message,
  *                                offered while central cannot check PINs)
- *   POST /api/kiosk/action       {"action": "cancel" | "extend"}
+ *   POST /api/kiosk/number       {"number": "4711"}         (screen "number":
+ *                                pickup without the card, then the PIN)
+ *   POST /api/kiosk/action       {"action": "cancel" | "extend" | "pickup_number"}
+ *                                ("pickup_number": the idle screen's button,
+ *                                shown when the view's number_entry is true)
  *
  * The view (locker.core.Locker.kiosk_view) names the screen, a message or
  * notice code, the compartments being opened, the receipt items,
@@ -28,27 +32,34 @@
  *
  * Secret handling: what is typed lives in one variable (`entry`) until OK,
  * is sent once in a POST body and dropped at once.  It never reaches the
- * DOM (only dots), the URL, storage or the console.
+ * DOM (only dots), the URL, storage or the console.  The pickup number is
+ * not a secret: it is shown as typed, so the patron can check it.
+ *
+ * Pickup without the card: the view's number_entry offers the button on the
+ * idle screen; number_paused_s (kiosk-wide throttle) disables it and says
+ * for how long, counted down here.
  */
 (function () {
   "use strict";
 
   var I18N = window.BIBBOX_I18N;
   var PIN_LENGTH = 4;
-  var CODE_MAX = 16;
-  var TIMER_SCREENS = { pin: true, code: true, receipt: true, denied: true, opening: true };
-  var BUTTON_SCREENS = { pin: true, code: true, receipt: true, denied: true };
-  var EXTEND_SCREENS = { pin: true, code: true, receipt: true };   // never on a denial
+  var CODE_MAX = 16;                // a pickup code or a pickup number
+  var TIMER_SCREENS = { pin: true, code: true, number: true, receipt: true, denied: true,
+    opening: true };
+  var BUTTON_SCREENS = { pin: true, code: true, number: true, receipt: true, denied: true };
+  var EXTEND_SCREENS = { pin: true, code: true, number: true, receipt: true };  // never on a denial
   // The texts the page picks by a code from the server: every code it knows.
   var DENIAL_CODES = ["card_blocked", "card_lost", "patron_blocked", "unknown_card", "nothing_here",
-    "only_expired", "service_unavailable", "compartment_unavailable", "other"];
+    "only_expired", "service_unavailable", "compartment_unavailable", "number_paused", "other"];
   var DOOR_STATUSES = ["queued", "unlocked", "open", "closed", "jammed", "unavailable"];
   var NOTICE_CODES = ["busy", "busy_other_card", "card_unreadable"];
   var PROBLEM_DOORS = { jammed: true, unavailable: true };
   var TONE_FROM_S = 30;             // the tone starts when the close countdown is here
   var BEEP_EVERY_MS = 4000;
   var BEEP_MS = 180;
-  var ENTRY_SCREENS = { pin: true, code: true };
+  var ENTRY_SCREENS = { pin: true, code: true, number: true };
+  var FREE_ENTRY = { code: true, number: true };   // letters and digits, any length to 16
   var SOON_S = 10;                  // announce the countdown from here on
   var SUBMIT_GUARD_MS = 8000;       // re-enable the pad if no answer came
 
@@ -75,6 +86,7 @@
   var soonAnnounced = false;
   var localError = "";              // an i18n key: a request of ours failed
   var failures = 0;                 // consecutive failed polls
+  var numberPausedUntilMs = null;   // performance.now() when pickup by number reopens
 
   function $(id) { return document.getElementById(id); }
   var main = $("screen");
@@ -103,7 +115,7 @@
 
   /* The message shown above the pad on the pin and code screens. */
   var ENTRY_MESSAGES = { wrong_pin: true, pin_format: true, central_offline: true,
-    code_format: true, wrong_code: true };
+    code_format: true, wrong_code: true, number_format: true, number_or_pin_wrong: true };
 
   function entryMessage(v) {
     return ENTRY_SCREENS[v.screen] && ENTRY_MESSAGES[v.message]
@@ -119,7 +131,9 @@
   }
 
   /* -------------------------------------------------------------- rendering */
-  function titleId(screen) { return screen === "code" ? "title-pin" : "title-" + screen; }
+  function titleId(screen) {
+    return screen === "code" || screen === "number" ? "title-pin" : "title-" + screen;
+  }
 
   function render() {
     var v = view || { screen: "idle" };
@@ -146,7 +160,9 @@
     $("large-text").setAttribute("aria-pressed", String(large));
 
     renderBanners();
+    renderNumberOffer(v);
     renderEntry(v);
+    setText($("verifying-help"), text(v.by_number ? "verifying_number_help" : "verifying_help"));
     renderDoors($("doors"), "door-", v.compartments || []);
     renderFront($("front"), v.compartments || []);
     renderDoors($("receipt-doors"), "receipt-door-", v.compartments || []);
@@ -177,10 +193,27 @@
     show(conn, failures >= 2);
   }
 
+  /* The idle screen's way in without the card, and its pause. */
+  function pausedMinutes() {
+    var ms = numberPausedUntilMs === null ? 0 : numberPausedUntilMs - performance.now();
+    return ms > 0 ? Math.ceil(ms / 60000) : 0;
+  }
+
+  function renderNumberOffer(v) {
+    var offered = v.screen === "idle" && !!v.number_entry;
+    var minutes = offered ? pausedMinutes() : 0;
+    show($("number-offer"), offered);
+    var button = $("number-start");
+    if (button.disabled !== minutes > 0) { button.disabled = minutes > 0; }
+    var note = $("number-paused");
+    setText(note, minutes ? text("number_paused_note", { count: minutes }) : "");
+    show(note, minutes > 0);
+  }
+
   function renderEntry(v) {
-    var code = v.screen === "code";
-    setText($("title-pin"), text(code ? "code_title" : "pin_title"));
-    setText($("pin-help"), text(code ? "code_help" : "pin_help"));
+    var code = v.screen === "code", number = v.screen === "number";
+    setText($("title-pin"), text(number ? "number_title" : code ? "code_title" : "pin_title"));
+    setText($("pin-help"), text(number ? "number_help" : code ? "code_help" : "pin_help"));
 
     var message = $("pin-message");
     setText(message, entryMessage(v));
@@ -189,15 +222,20 @@
 
     // A hardware PIN pad reports how many digits it holds; show those too.
     var typed = Math.max(entry.length, code ? 0 : (v.keypad_digits || 0));
-    var slots = code ? Math.max(PIN_LENGTH, entry.length) : PIN_LENGTH;
+    var slots = FREE_ENTRY[v.screen] ? Math.max(PIN_LENGTH, entry.length) : PIN_LENGTH;
     var dots = $("pin-dots");
     while (dots.children.length < slots) { dots.appendChild(document.createElement("span")); }
     while (dots.children.length > slots) { dots.removeChild(dots.lastChild); }
+    // The pickup number shows as typed (a hardware pad's digits only as dots).
+    dots.classList.toggle("chars", number);
     Array.prototype.forEach.call(dots.children, function (dot, i) {
       dot.className = i < typed ? "dot filled" : "dot";
+      setText(dot, number ? (entry.charAt(i) || (i < typed ? "•" : "")) : "");
     });
     dots.setAttribute("data-count", String(typed));
-    dots.setAttribute("aria-label", text(code ? "code_dots" : "pin_dots", { count: typed }));
+    dots.setAttribute("aria-label", number
+      ? text("number_dots", { number: entry.split("").join(" "), count: typed })
+      : text(code ? "code_dots" : "pin_dots", { count: typed }));
 
     var ok = $("key-ok");
     var disabled = submitting || !entryComplete();
@@ -366,7 +404,8 @@
     switch (v.screen) {
       case "pin":
       case "code":
-        return entryMessage(v) || text(v.screen === "code" ? "code_title" : "pin_title");
+      case "number":
+        return entryMessage(v) || text(v.screen + "_title");
       case "verifying": return text("verifying_title");
       case "opening":
         return (v.compartments || []).map(doorText).join(". ") +
@@ -393,6 +432,7 @@
 
   function tick() {
     tone();
+    if (view && view.screen === "idle") { renderNumberOffer(view); }
     var s = secondsLeft();
     if (s === shownSeconds) { return; }
     shownSeconds = s;
@@ -456,6 +496,8 @@
         ? performance.now() + v.seconds_left * 1000 : null;
       soonAnnounced = false;
       localError = "";
+      numberPausedUntilMs = v.number_paused_s > 0
+        ? performance.now() + v.number_paused_s * 1000 : null;
       if (submitting && v.version !== submitVersion) { submitting = false; }
       if (v.screen !== previousScreen) { entry = ""; }
       if (v.screen === "idle" && previousScreen && previousScreen !== "idle") {
@@ -510,12 +552,12 @@
 
   function entryComplete() {
     var screen = entryScreen();
-    return screen === "pin" ? entry.length === PIN_LENGTH : screen === "code" && entry.length > 0;
+    return screen === "pin" ? entry.length === PIN_LENGTH : !!FREE_ENTRY[screen] && entry.length > 0;
   }
 
   function type(ch) {
     var screen = entryScreen();
-    var max = screen === "code" ? CODE_MAX : PIN_LENGTH;
+    var max = FREE_ENTRY[screen] ? CODE_MAX : PIN_LENGTH;
     if (!screen || submitting || entry.length >= max) { return; }
     entry += ch;
     localError = "";
@@ -533,11 +575,15 @@
     if (!screen || submitting || !entryComplete()) { return; }
     submitting = true;
     submitVersion = version;
-    var body = JSON.stringify(screen === "code" ? { code: entry } : { pin: entry });
+    var field = { pin: "pin", code: "code", number: "number" }[screen];
+    var sent = {};
+    sent[field] = entry;
+    var body = JSON.stringify(sent);
     entry = "";                     // gone from the page before the request leaves
+    sent = null;
     render();
     var sentVersion = submitVersion;
-    post(screen === "code" ? "/api/kiosk/code" : "/api/kiosk/pin", body).then(function () {
+    post("/api/kiosk/" + field, body).then(function () {
       window.setTimeout(function () {
         if (submitting && submitVersion === sentVersion && version === sentVersion) {
           submitting = false;       // the server ignored it: let the patron retry
@@ -561,6 +607,10 @@
     else if (key.id === "key-erase") { erase(); }
     else if (key.id === "key-ok") { submit(); }
   });
+  $("number-start").addEventListener("click", function () {
+    if (!view || view.screen !== "idle" || !view.number_entry || pausedMinutes() > 0) { return; }
+    post("/api/kiosk/action", JSON.stringify({ action: "pickup_number" })).catch(failed);
+  });
   $("extend").addEventListener("click", function () { action("extend"); });
   $("cancel").addEventListener("click", function () { action("cancel"); });
   $("languages").addEventListener("click", function (e) {
@@ -581,7 +631,7 @@
     var onButton = e.target && e.target.tagName === "BUTTON";
     var screen = entryScreen();
     if (screen) {
-      var allowed = screen === "code" ? /^[0-9a-zA-Z]$/ : /^[0-9]$/;
+      var allowed = FREE_ENTRY[screen] ? /^[0-9a-zA-Z]$/ : /^[0-9]$/;
       if (allowed.test(e.key)) { e.preventDefault(); type(e.key.toUpperCase()); return; }
       if (e.key === "Backspace") { e.preventDefault(); erase(); return; }
       // Enter submits, unless it presses a focused button that can act:
