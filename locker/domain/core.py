@@ -352,9 +352,11 @@ class Locker(HardwareEvents, ItemEvents):
 
     def load_hold(self, actor, *, hold_id=None, patron_hash=None, items=None, size=None,
                   compartment=None, pickup_days=None, pickup_number=None):
-        return self._commands.load_hold(
+        result = self._commands.load_hold(
             actor, hold_id=hold_id, patron_hash=patron_hash, items=items, size=size,
             compartment=compartment, pickup_days=pickup_days, pickup_number=pickup_number)
+        self._items.unconfirmed.pop(result["hold_id"], None)    # a new try
+        return result
 
     def unload_list(self):
         return self._commands.unload_list()

@@ -50,27 +50,34 @@ ITEM_ALARMS = (AlarmKind.UNEXPECTED_ITEM, AlarmKind.ITEM_LEFT_BEHIND)
 MAX_UNCONFIRMED = 200       # loadings the sensor did not confirm, kept for the staff page
 
 
-@dataclass
+@dataclass(frozen=True)
 class Check:
-    """A decision due at monotonic ``due`` about one compartment.  For
-    :data:`LEFT`: the patron's session, keyed hash and collected holds, and
-    whether ``item.left_behind`` was sent already."""
+    """A decision of ``kind`` due at monotonic ``due`` about one compartment."""
     kind: str
     due: float
-    session: str = ""
-    patron_hash: str = ""
-    hold_ids: tuple = ()
+
+
+@dataclass
+class LeftBehind:
+    """Who closed a door on an item: the patron's session, keyed hash and
+    the holds they collected, and whether ``item.left_behind`` was sent."""
+    session: str
+    patron_hash: str
+    hold_ids: tuple
     told: bool = False
 
 
 class ItemChecks:
     """What the sensors report (``present``: number -> bool, only where a
-    sensor reported) and the pending :class:`Check` per compartment, in a
-    heap by due time (a replaced check's entry is skipped when it surfaces)."""
+    sensor reported), the pending :class:`Check` per compartment, in a heap
+    by due time (a replaced check's entry is skipped when it surfaces), and
+    the :class:`LeftBehind` of each compartment a patron left something in
+    (until the sensor sees it empty)."""
 
     def __init__(self):
         self.present: dict[int, bool] = {}
         self.pending: dict[int, Check] = {}
+        self.left: dict[int, LeftBehind] = {}
         self.unconfirmed: dict[str, int] = {}    # hold id -> compartment, newest last
         self._heap: list = []
         self._order = itertools.count()
@@ -133,6 +140,7 @@ class ItemEvents:
             return
         if check is not None and check.kind != LOAD:
             self._items.stop(number)
+        self._items.left.pop(number, None)
         self._sessions.item_taken(number)
         for kind in ITEM_ALARMS:
             self._guarded(self._alarms.clear, kind, number)
@@ -162,22 +170,23 @@ class ItemEvents:
             return
         if not self._item_stays(number):
             return
-        earlier = self._items.pending.get(number)
-        if earlier is None or earlier.kind != LEFT or earlier.session != opening.session:
-            earlier = Check(LEFT, 0.0, opening.session,
-                            self._sessions.patron_of(opening.session))
-        patron = collected[0].patron_hash if collected else earlier.patron_hash
-        self._items.start(number, Check(
-            LEFT, self.clock.monotonic() + self.timing.item_grace_s, opening.session,
-            patron, tuple(h.id for h in collected) or earlier.hold_ids, earlier.told))
+        left = self._items.left.get(number)
+        if left is None or left.session != opening.session:    # else: a reopen, closed again
+            self._items.left[number] = LeftBehind(
+                opening.session, collected[0].patron_hash if collected else
+                self._sessions.patron_of(opening.session), tuple(h.id for h in collected))
+        self._items.start(number, Check(LEFT, self.clock.monotonic() +
+                                        self.timing.item_grace_s))
 
     def _watch_for_stray(self, number):
         """Start the wrong-compartment check if an item is sensed where
-        nothing should be (and no other check or item alarm is pending)."""
+        nothing should be (and no other check or item alarm is pending); a
+        patron's item seen again (its board was offline) is theirs still."""
         if number in self._items.pending or not self._item_stays(number) or \
                 any(self._alarms.is_raised(kind, number) for kind in ITEM_ALARMS):
             return
-        self._items.start(number, Check(STRAY, self.clock.monotonic() +
+        kind = LEFT if number in self._items.left else STRAY
+        self._items.start(number, Check(kind, self.clock.monotonic() +
                                         self.timing.item_grace_s))
 
     def _item_stays(self, number):
@@ -217,24 +226,24 @@ class ItemEvents:
         """An item is still sensed after a patron closed the door: tell the
         patron and central once; raise the alarm once the patron can no
         longer open the door again by card."""
-        if not self._item_stays(number):
-            return
-        if not check.told:
-            data = {"compartment": number, "hold_ids": list(check.hold_ids)}
-            if check.patron_hash:
-                data["patron_hash"] = check.patron_hash
+        left = self._items.left.get(number)
+        if left is None or not self._item_stays(number):
+            return              # taken, or the door open again: its closing decides
+        if not left.told:
+            data = {"compartment": number, "hold_ids": list(left.hold_ids)}
+            if left.patron_hash:
+                data["patron_hash"] = left.patron_hash
             with self.store.unit() as unit:
                 unit.event(EventType.ITEM_LEFT_BEHIND, data)
                 unit.audit("system", "item_left_behind", compartment=number,
-                           patron=pseudonym(check.patron_hash) if check.patron_hash else None,
-                           detail=f"hold {check.hold_ids[0]}" if check.hold_ids else "")
-            check.told = True
+                           patron=pseudonym(left.patron_hash) if left.patron_hash else None,
+                           detail=f"hold {left.hold_ids[0]}" if left.hold_ids else "")
+            left.told = True
             log.warning("an item was left behind in compartment %d", number)
-        self._sessions.item_left(number, check.session)
-        until = self._sessions.reopen_ends(check.session)
+        self._sessions.item_left(number, left.session)
+        until = self._sessions.reopen_ends(left.session)
         if until is not None and until > self.clock.monotonic():
-            check.due = until
-            self._items.start(number, check)
+            self._items.start(number, Check(LEFT, until))
         else:
             self._alarms.raise_(AlarmKind.ITEM_LEFT_BEHIND, number)
 

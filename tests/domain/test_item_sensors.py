@@ -196,6 +196,20 @@ def test_the_patron_reopens_and_closes_it_again_without_taking_it(rig):
     assert ("item_left_behind", 1) in alarms(rig)
 
 
+def test_a_reopen_straddling_the_grace_window_tells_once_with_the_holds(rig):
+    alice_collects_from_1(rig)
+    rig.card(ALICE_CARD)                  # at once: the door opens again
+    assert rig.fire_all() == [1]
+    rig.door(1, True)
+    rig.advance(GRACE + 0.1)              # the check falls due with the door open
+    assert rig.kiosk["left_behind"] == [] and "item.left_behind" not in rig.outbox_types()
+    rig.door(1, False)                    # ... and closed on it again
+    rig.advance(GRACE + 0.1)
+    assert rig.kiosk["left_behind"] == [1]
+    assert events(rig, "item.left_behind") == [
+        {"compartment": 1, "hold_ids": ["h1"], "patron_hash": rig.patron_hash(ALICE_CARD)}]
+
+
 def test_an_item_taken_within_the_grace_window_was_not_left_behind(rig):
     alice_collects_from_1(rig)
     rig.advance(GRACE / 2)
