@@ -302,3 +302,27 @@ def test_the_start_reads_the_sensors(tmp_path):
     again.run()
     assert not alarms(again)
     assert AlarmKind.UNEXPECTED_ITEM.value not in json.dumps(again.state["alarms"])
+
+
+# -- configuration ----------------------------------------------------------------------------
+def test_item_sensors_are_configured_where_the_hardware_has_them():
+    from bibbox.locker.domain.buses import bus_map
+    from bibbox.locker.domain.config import parse
+    from bibbox.locker.domain.errors import ConfigError
+    kerong = {"name": "rs", "kind": "kerong", "port": "/dev/ttyUSB0", "item_sensors": True}
+    modbus = {"name": "mb", "kind": "modbus", "port": "/dev/ttyUSB1", "item_sensors": True}
+    doc = {"locker": {"id": "t"}, "buses": [kerong], "compartments": [
+        {"number": 1, "size": "S", "relay_pin": 5, "door_pin": 17, "item_pin": 27},
+        {"number": 2, "size": "S", "bus": "rs", "board": 0, "lock": 0}]}
+    cfg = parse(doc)
+    assert cfg.bus("rs").item_sensors and cfg.compartment(1).item_pin == 27
+    assert cfg.timing.item_grace_s == 2.0
+    assert any("IR item sensors" in line for line in bus_map(cfg))
+    doc["buses"] = [kerong, modbus]
+    doc["compartments"] += [{"number": 3, "size": "S", "bus": "rs", "board": 0, "lock": 1,
+                             "item_pin": 26},
+                            {"number": 4, "size": "S", "bus": "mb", "unit": 1, "coil": 0}]
+    with pytest.raises(ConfigError) as err:
+        parse(doc)
+    assert [p.split(":")[0] for p in err.value.problems] == [
+        "buses[1].item_sensors", "compartments[2].item_pin"]
