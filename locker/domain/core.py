@@ -104,10 +104,10 @@ class Locker(HardwareEvents, ItemEvents):
     def start(self, door_readings: dict, item_readings: dict | None = None):
         """Load the store, reconcile it with the config and the doors (and
         item sensors, number -> present) as they are now, and close whatever
-        a crash left half-done.  Every relay is
-        already off (the relay adapter starts them off).  A database that
-        refuses writes (disk full, read-only) does not stop the start: what
-        was read is served, the storage alarm is raised, no door opens."""
+        a crash left half-done.  Every relay is already off (the relay
+        adapter starts them off).  A database that refuses writes (disk
+        full, read-only) does not stop the start: what was read is served,
+        the storage alarm is raised, no door opens."""
         known = {c.number: c for c in self.store.compartments()}
         changed = []
         for c in self.cfg.compartments:
