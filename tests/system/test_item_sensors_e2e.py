@@ -17,7 +17,9 @@ DEMO_48 = ROOT / "config" / "demo-48-rs485.toml"
 GRACE = 0.5
 
 
-def _with_item_sensors(tmp_path):
+def demo_48_with_item_sensors(tmp_path):
+    """The 48-door demo's configuration with the boards' IR sensors on and a
+    short grace window, written into ``tmp_path``; its path."""
     text = DEMO_48.read_text()
     text = text.replace("hook_open_level = 0\n", "hook_open_level = 0\nitem_sensors = true\n", 1)
     text = text.replace("[timing]\n", f"[timing]\nitem_grace_s = {GRACE}\n", 1)
@@ -29,7 +31,7 @@ def _with_item_sensors(tmp_path):
 
 @pytest.fixture
 def demo(tmp_path):
-    daemon = demo_daemon(tmp_path / "state", port=0, config=str(_with_item_sensors(tmp_path)))
+    daemon = demo_daemon(tmp_path / "state", port=0, config=str(demo_48_with_item_sensors(tmp_path)))
     daemon.start()
     yield daemon
     daemon.stop()

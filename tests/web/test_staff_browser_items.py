@@ -4,26 +4,21 @@ loading closed on an empty compartment is not ready and the page says so
 and offers the same door again; an item where nothing belongs shows its
 alarm on the overview.  The grace window passes on the injected clock."""
 
-from pathlib import Path
-
 import pytest
 
 from bibbox.locker.domain.clock import FakeClock
 from tests.domain_helpers import wait_until
+from tests.system.test_item_sensors_e2e import demo_48_with_item_sensors
 from tests.web.test_staff_browser import ITEMS, KAREN, PASSWORD, Shift, in_browser
 
-ROOT = Path(__file__).resolve().parents[2]
-GRACE = 2.0
+GRACE = 0.5        # as demo_48_with_item_sensors sets it; the clock is injected
 
 
 @pytest.fixture
 def sensing_locker(tmp_path):
     from bibbox.daemon.bootstrap import open_staff_accounts
     from bibbox.daemon.cli import demo_daemon
-    text = (ROOT / "config" / "demo-48-rs485.toml").read_text()
-    text = text.replace("hook_open_level = 0\n", "hook_open_level = 0\nitem_sensors = true\n", 1)
-    config = tmp_path / "demo-items.toml"
-    config.write_text(text)
+    config = demo_48_with_item_sensors(tmp_path)
     daemon = demo_daemon(tmp_path / "state", port=0, clock=FakeClock(), config=str(config))
     daemon.start()
     open_staff_accounts(daemon.cfg.locker.state_dir).add("anna", PASSWORD, "admin")
