@@ -12,8 +12,9 @@ import os
 LOCKS_PER_BOARD = 16
 
 
-def locker_toml(doors, *, boards_per_bus=10, poll_s=0.09, locker_id=None):
-    """The text of a simulated locker configuration with ``doors`` doors."""
+def locker_toml(doors, *, boards_per_bus=10, poll_s=0.09, locker_id=None, item_sensors=False):
+    """The text of a simulated locker configuration with ``doors`` doors
+    (``item_sensors``: the boards' IR item sensors on)."""
     boards = -(-doors // LOCKS_PER_BOARD)
     buses = -(-boards // boards_per_bus)
     out = [f'[locker]\nid = "{locker_id or f"bench-{doors}"}"\n'
@@ -26,7 +27,8 @@ def locker_toml(doors, *, boards_per_bus=10, poll_s=0.09, locker_id=None):
         on_bus = list(range(min(boards_per_bus, boards - b * boards_per_bus)))
         out.append(f'[[buses]]\nname = "rs485-{b}"\nkind = "kerong"\n'
                    f'port = "/dev/bibbox-locks-{b}"\nbaudrate = 19200\npoll_s = {poll_s}\n'
-                   f'timeout_s = 0.1\nretries = 2\nhook_open_level = 0\nboards = {on_bus}\n')
+                   f'timeout_s = 0.1\nretries = 2\nhook_open_level = 0\nboards = {on_bus}\n'
+                   f'item_sensors = {"true" if item_sensors else "false"}\n')
     for i in range(doors):
         board = i // LOCKS_PER_BOARD
         out.append(f'[[compartments]]\nnumber = {i + 1}\nsize = "{"SML"[i % 3]}"\n'

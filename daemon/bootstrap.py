@@ -248,7 +248,7 @@ def _build_bus(cfg, bus, port, **callbacks):
                          baudrate=bus.baudrate, poll_s=bus.poll_s, timeout_s=bus.timeout_s,
                          retries=bus.retries, hook_open_level=bus.hook_open_level,
                          item_present_level=bus.item_present_level,
-                         pulse_s=cfg.timing.pulse_s, boards=bus.boards, **callbacks)
+                         item_sensors=bus.item_sensors, pulse_s=cfg.timing.pulse_s, boards=bus.boards, **callbacks)
     from bibbox.hal.modbus import ModbusBus
     return ModbusBus(bus.name, port,
                      {c.number: (c.unit, c.coil, c.input) for c in mine},
@@ -409,7 +409,7 @@ class Daemon:
         """Read the doors, recover, then start every thread.  Returns, and
         sets ``ready`` for other threads, once the doors are read, the store
         is open and the kiosk serves (systemd's READY=1 follows)."""
-        self.locker.start(self.doors.read_all())
+        self.locker.start(self.doors.read_all(), self.doors.items())
         self.locker.flush()
         self.controller.start()
         self.reader = self._build_reader()

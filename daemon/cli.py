@@ -175,6 +175,9 @@ def demo_daemon(state_dir, port=8080, mqtt_url=None, clock=None, config=None, il
     daemon = Daemon(cfg, site_key=key, mqtt_url=mqtt_url, kiosk_port=port, clock=clock)
     daemon.simulator.patrons = [{k: v for k, v in p.items()} for p in DEMO_PATRONS]
     _seed_demo(daemon)
+    for hold in daemon.store.active_holds():    # item sensors see what the demo put in
+        if hold.compartment is not None and hold.state.in_locker:
+            daemon.simulator.set_item(hold.compartment, True)
     return daemon
 
 

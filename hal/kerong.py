@@ -120,12 +120,13 @@ class KerongBus:
     (board, lock).  Callbacks (see :class:`~bibbox.locker.domain.ports.LockDriver`)
     run on the bus thread; exceptions they raise are logged and ignored.
     The constructor returns after every board was asked once (or the port
-    failed), so :meth:`read_all` has the doors."""
+    failed), so :meth:`read_all` has the doors (and :meth:`items` the IR
+    item sensors, unless ``item_sensors`` is False: boards without them)."""
 
     def __init__(self, name: str, port: str, locks: Mapping[int, tuple[int, int]], *,
                  baudrate: int = 19200, poll_s: float = 0.09, timeout_s: float = 0.1,
                  retries: int = 2, hook_open_level: int = 0, item_present_level: int = 1,
-                 pulse_s: float = 0.8, boards=(), idle_poll_s: float | None = None,
+                 item_sensors: bool = True, pulse_s: float = 0.8, boards=(), idle_poll_s: float | None = None,
                  on_fired: Callable[[int, float], object] = lambda c, s: None,
                  on_released: Callable[[int], object] = lambda c: None,
                  on_door_change: Callable[[int, bool], object] = lambda c, o: None,
@@ -146,6 +147,7 @@ class KerongBus:
         self._stale_input = True       # a failed exchange may have left bytes behind
         self._tries = 1 + retries
         self._hook_open, self._item_present = hook_open_level, item_present_level
+        self._item_sensors = item_sensors     # False: IR bits ignored, no item reports
         self._pulse_s = pulse_s
         self._on_fired, self._on_released = on_fired, on_released
         self._on_door, self._on_item, self._on_board = on_door_change, on_item, on_board
@@ -394,6 +396,8 @@ class KerongBus:
         self._seen[board] = now_seen
         changed_hooks, changed_items = (-1, -1) if seen is None else (
             seen[0] ^ status.hooks, seen[1] ^ status.infrared)
+        if not self._item_sensors:
+            changed_items = 0
         for lock, compartment in self._by_board.get(board, {}).items():
             bit = 1 << lock
             if changed_hooks & bit:

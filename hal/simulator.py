@@ -51,6 +51,7 @@ class SimulatedHardware:
         self.jammed = {c.number: False for c in gpio}
         self.item_pins = {c.number: c.item_pin for c in gpio if c.item_pin >= 0}
         self.buses, self.on_board = {}, {}   # bus name -> SimulatedKerongBus; number -> (bus, board, lock)
+        self.board_items = set()             # numbers on a bus with item sensors
         for bus in cfg.buses:
             if bus.kind != "kerong":
                 raise HardwareError(f"bus {bus.name!r}: only kerong buses are simulated")
@@ -61,6 +62,8 @@ class SimulatedHardware:
                 name=bus.name)
             self.on_board.update({c.number: (self.buses[bus.name], c.board, c.lock)
                                   for c in mine})
+            if bus.item_sensors:
+                self.board_items.update(c.number for c in mine)
         self.numbers = sorted([*self.door_pins, *self.on_board])
         self._lock = threading.Lock()
         self._master, self._slave = os.openpty()
@@ -108,7 +111,8 @@ class SimulatedHardware:
         return self.jammed[number]
 
     def item_present(self, number):
-        if number in self.on_board:
+        """Is an item inside (None: the compartment has no item sensor)?"""
+        if number in self.board_items:
             bus, board, lock = self.on_board[number]
             return bus.items[(board, lock)]
         if number in self.item_pins:
@@ -119,7 +123,7 @@ class SimulatedHardware:
         """Put an item in (or take it out of) a compartment with an item sensor.
         False if it has none."""
         with self._lock:
-            if number in self.on_board:
+            if number in self.board_items:
                 bus, board, lock = self.on_board[number]
                 bus.set_item(board, lock, present)
                 return True

@@ -53,6 +53,7 @@ SLOW_MODULES = {
     "test_faults_signals.py", "test_faults_hardware.py", "test_central_contract.py",
     "test_staff_lockout.py", "test_cardreader.py", "test_cardreader_pty.py",
     "test_central_security.py", "test_library_cli.py", "test_faults_storage.py",
+    "test_item_sensors_e2e.py",
 }
 
 

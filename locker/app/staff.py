@@ -26,6 +26,7 @@ import threading
 from bibbox.locker.domain.calendar import days_left, zone
 from bibbox.locker.domain.errors import CardFormatError, CommandError
 from bibbox.locker.domain.identity import CardNumber, pseudonym
+from bibbox.locker.domain.model import HoldState
 
 log = logging.getLogger("bibbox.staff")
 
@@ -78,7 +79,10 @@ def _hold_status(locker, hold_id):
             "opening": ({"purpose": opening.purpose.value, "seen_open": opening.seen_open,
                          "fired": opening.fired} if opening else None),
             "alarms": sorted(a.kind.value for a in locker.alarms.values()
-                             if number is not None and a.compartment == number)}
+                             if number is not None and a.compartment == number),
+            # the last loading's compartment, when its item sensor saw nothing
+            "load_unconfirmed": (locker.item_load_unconfirmed(hold.id)
+                                 if hold.state is HoldState.ANNOUNCED else None)}
 
 
 def _item_lookup(locker, barcode):

@@ -19,8 +19,10 @@ from bibbox.locker.domain.model import Alarm, AlarmKind, EventType
 
 log = logging.getLogger("bibbox.locker")
 
-# Alarms that make a compartment unfit to take a new hold.
-SUSPECT = (AlarmKind.DOOR_JAMMED, AlarmKind.DOOR_FORCED, AlarmKind.SENSOR_FLAPPING)
+# Alarms that make a compartment unfit to take a new hold: its door or
+# sensor in doubt, or an item sensed inside that should not be there.
+SUSPECT = (AlarmKind.DOOR_JAMMED, AlarmKind.DOOR_FORCED, AlarmKind.SENSOR_FLAPPING,
+           AlarmKind.UNEXPECTED_ITEM, AlarmKind.ITEM_LEFT_BEHIND)
 
 
 class Alarms:
@@ -48,7 +50,7 @@ class Alarms:
         return key in self.active
 
     def suspect_compartments(self):
-        """Compartments whose door or sensor is in doubt."""
+        """Compartments unfit for a new hold (see :data:`SUSPECT`)."""
         return {a.compartment for a in self.active.values() if a.kind in SUSPECT}
 
     # -- raising and clearing ---------------------------------------------------

@@ -33,6 +33,9 @@ def check_buses(sections, buses, compartments, problems):
                                 f"{ports[port]}: one port, one driver")
             else:
                 ports[port] = f"buses[{i}] ({bus.get('kind', '?')})"
+        if bus.get("item_sensors") and bus.get("kind") != "kerong":
+            problems.append(f"buses[{i}].item_sensors: only kerong boards have item "
+                            "sensors (use item_pin on GPIO compartments)")
         for j, board in enumerate(bus.get("boards", [])):
             hi = KERONG_BOARDS - 1 if bus.get("kind") == "kerong" else 247
             lo = 0 if bus.get("kind") == "kerong" else 1
@@ -73,6 +76,9 @@ def check_buses(sections, buses, compartments, problems):
                                 f"{bus_name!r} needs {' and '.join(need)})")
         for key in sorted(fields - allowed):
             problems.append(f"{path}.{key}: not used on {kind} bus {bus_name!r}")
+        if "item_pin" in c:
+            problems.append(f"{path}.item_pin: only for a GPIO compartment (a kerong "
+                            "board's own sensors: item_sensors = true on its bus)")
         if kind == "kerong" and c.get("board", 0) >= KERONG_BOARDS:
             problems.append(f"{path}.board: board {c['board']} is beyond the bus "
                             f"(KR-CU16 boards are 0..{KERONG_BOARDS - 1})")
@@ -127,7 +133,8 @@ def bus_map(cfg) -> list[str]:
     for bus in cfg.buses:
         mine = [c for c in cfg.compartments if c.bus == bus.name]
         lines.append(f"bus {bus.name!r} ({bus.kind}) on {bus.port} @ {bus.baudrate}: "
-                     f"{len(mine)} compartment(s), poll every {bus.poll_s:g} s")
+                     f"{len(mine)} compartment(s), poll every {bus.poll_s:g} s" +
+                     (", IR item sensors" if bus.kind == "kerong" and bus.item_sensors else ""))
         by_board = {}
         for c in mine:
             by_board.setdefault(c.board if bus.kind == "kerong" else c.unit, []).append(c)

@@ -92,6 +92,10 @@ class TimingSection:
     pin_tries: int = _opt(3, lo=1, hi=10)
     pin_block_minutes: float = _opt(15.0, lo=1.0, hi=1440.0)
     expiry_check_s: float = _opt(60.0, lo=1.0, hi=3600.0)
+    item_grace_s: float = _opt(2.0, lo=0.2, hi=30.0,
+                               doc="item sensors: how long a sensor may take to report "
+                               "after a door closes, and how long an item must be seen "
+                               "before it counts as left behind or unexpected")
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,9 @@ class BusSection:
                                                   "door (differs between batches)")
     item_present_level: int = _opt(1, lo=0, hi=1, doc="kerong: IR bit level that "
                                                       "means an item is inside")
+    item_sensors: bool = _opt(False, doc="kerong: the boards' IR item sensors are fitted "
+                                         "(loading, pickup and wrong-compartment checks); "
+                                         "false: the IR bits are ignored")
     input_open_level: int = _opt(1, lo=0, hi=1, doc="modbus: discrete input level of "
                                                    "an open door")
     boards: list = _opt([], doc="kerong board numbers / modbus units on the bus; "

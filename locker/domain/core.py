@@ -31,6 +31,7 @@ from bibbox.locker.domain.doors import DoorTrack, Doors
 from bibbox.locker.domain.errors import CommandError, StoreError
 from bibbox.locker.domain.hardware_events import HardwareEvents
 from bibbox.locker.domain.holds import Holds
+from bibbox.locker.domain.items import ItemChecks, ItemEvents
 from bibbox.locker.domain.identity import pseudonym
 from bibbox.locker.domain.model import AlarmKind, Compartment, DoorState, EventType, OpenPurpose
 from bibbox.locker.domain.ports import (Clock, Hasher, Post, Publish, Relays, Sealer, Store,
@@ -44,7 +45,7 @@ STORAGE_RETRY_S = 10.0  # while the database refuses writes, try one this often
 WALL_SEEN_KEY = "wall_seen"   # store meta: the newest wall time this locker saw
 
 
-class Locker(HardwareEvents):
+class Locker(HardwareEvents, ItemEvents):
     """The domain core.  See the module docstring for the contract."""
 
     def __init__(self, cfg, *, clock: Clock, store: Store, hasher: Hasher,
@@ -67,7 +68,7 @@ class Locker(HardwareEvents):
         self.reader_online: bool | None = None
         self.library_online: bool | None = None     # None: no library system, or not asked yet
         self._loan_tickets = {}     # session id -> LoanTicket, while its doors are open
-        self.items_present: dict[int, bool] = {}   # where the hardware reports items
+        self._items = ItemChecks()   # item sensors' reports and pending checks (items.py)
         self.next_expiry_check = 0.0
         self.kiosk_version = self.state_version = 0
         self._kiosk_dirty = self._state_dirty = True
@@ -95,13 +96,19 @@ class Locker(HardwareEvents):
     def session(self):
         return self._sessions.session
 
+    @property
+    def items_present(self):
+        """Compartment -> item sensed, where a sensor has reported."""
+        return self._items.present
+
     # -- start ---------------------------------------------------------------------------
-    def start(self, door_readings: dict):
-        """Load the store, reconcile it with the config and the doors as they
-        are now, and close whatever a crash left half-done.  Every relay is
-        already off (the relay adapter starts them off).  A database that
-        refuses writes (disk full, read-only) does not stop the start: what
-        was read is served, the storage alarm is raised, no door opens."""
+    def start(self, door_readings: dict, item_readings: dict | None = None):
+        """Load the store, reconcile it with the config and the doors (and
+        item sensors, number -> present) as they are now, and close whatever
+        a crash left half-done.  Every relay is already off (the relay
+        adapter starts them off).  A database that refuses writes (disk
+        full, read-only) does not stop the start: what was read is served,
+        the storage alarm is raised, no door opens."""
         known = {c.number: c for c in self.store.compartments()}
         changed = []
         for c in self.cfg.compartments:
@@ -123,6 +130,8 @@ class Locker(HardwareEvents):
                     alarm.kind in (AlarmKind.SENSOR_FLAPPING, AlarmKind.READER_OFFLINE):
                 self._guarded(self._alarms.clear, alarm.kind, alarm.compartment)
         self._guarded(self._holds.expire_due)
+        for number, present in sorted((item_readings or {}).items()):
+            self.item_sensed(msg.ItemSensed(number, present))
         self._dirty(kiosk=True, state=True)
         log.info("locker %s started: %d compartments, %d active holds, %d alarms",
                  self.cfg.locker.id, len(self.compartments), len(self.holds),
@@ -185,7 +194,7 @@ class Locker(HardwareEvents):
                 if number in self._doors.unstored_open:
                     self._doors.store_seen_open(number)
                 if opening.seen_open and self._doors.state_of(number) is DoorState.CLOSED:
-                    self._complete_opening(number)
+                    self._close_opening(number)
         except StoreError as exc:
             self.storage_failed(exc)
         except Exception:   # never let a commit's caller see this fail
@@ -198,6 +207,9 @@ class Locker(HardwareEvents):
         if self.session:
             candidates.append(self._sessions.deadline())
         candidates += self._doors.deadlines(self._alarms.is_raised)
+        items_due = self._items.next_due()
+        if items_due is not None:
+            candidates.append(items_due)
         return min(candidates)
 
     def on_time(self):
@@ -210,6 +222,7 @@ class Locker(HardwareEvents):
         for raise_, kind, number in due.alarms:
             (self._alarms.raise_ if raise_ else self._alarms.clear)(kind, number)
         self._doors.forget_settled(now, self._alarms.is_raised)
+        self._items_due(now)
         if now >= self.next_expiry_check:
             self.next_expiry_check = now + self.timing.expiry_check_s
             self._holds.expire_due()
@@ -346,9 +359,11 @@ class Locker(HardwareEvents):
 
     def load_hold(self, actor, *, hold_id=None, patron_hash=None, items=None, size=None,
                   compartment=None, pickup_days=None, pickup_number=None):
-        return self._commands.load_hold(
+        result = self._commands.load_hold(
             actor, hold_id=hold_id, patron_hash=patron_hash, items=items, size=size,
             compartment=compartment, pickup_days=pickup_days, pickup_number=pickup_number)
+        self._items.unconfirmed.pop(result["hold_id"], None)    # a new try
+        return result
 
     def unload_list(self):
         return self._commands.unload_list()
@@ -357,17 +372,24 @@ class Locker(HardwareEvents):
         return self._commands.open_compartment(number, actor, reason, purpose)
 
     def confirm_removed(self, number, actor, reason="unloaded"):
-        return self._commands.confirm_removed(number, actor, reason)
+        result = self._commands.confirm_removed(number, actor, reason)
+        self._watch_for_stray(number)     # the sensor still sees something inside
+        return result
 
     def mark_collected(self, number, actor, reason):
         """Staff: a patron they opened ``number`` for took its ready holds
         (the door is closed again); see ``Holds.mark_collected_by_staff``."""
         if number in self._doors.openings or self._doors.state_of(number) is DoorState.OPEN:
             raise CommandError("door_open", f"close door {number} first")
-        return self._holds.mark_collected_by_staff(number, actor, reason)
+        result = self._holds.mark_collected_by_staff(number, actor, reason)
+        self._watch_for_stray(number)
+        return result
 
     def move_hold(self, hold_id, to_number, actor):
-        return self._commands.move_hold(hold_id, to_number, actor)
+        hold = self.holds.get(hold_id) if isinstance(hold_id, str) else None
+        result = self._commands.move_hold(hold_id, to_number, actor)
+        self._watch_for_stray(hold.compartment)   # the material left where it was?
+        return result
 
     def set_out_of_service(self, number, reason, actor):
         return self._commands.set_out_of_service(number, reason, actor)

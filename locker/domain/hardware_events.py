@@ -1,5 +1,5 @@
 """The locker's handlers for what its hardware reports: readers, boards,
-printers, item sensors, relays and doors.
+printers, relays and doors (item sensors: :mod:`bibbox.locker.domain.items`).
 
 :class:`HardwareEvents` is a part of :class:`~bibbox.locker.domain.core.Locker`
 (which inherits it) and uses the locker's parts -- ``_doors``, ``_alarms``,
@@ -41,6 +41,7 @@ class HardwareEvents:
                 door = self.doors.get(number)
                 if door is not None:
                     door.state, door.opened_mono = DoorState.UNKNOWN, None
+                self._items.present.pop(number, None)    # unknown: blocks nothing
             self._guarded(self._alarms.raise_, AlarmKind.BOARD_OFFLINE, None, message.board)
         self._dirty(state=True)
 
@@ -48,11 +49,6 @@ class HardwareEvents:
         """The receipt printer failed (``printer_offline`` alarm) or printed again."""
         change = self._alarms.clear if message.ok else self._alarms.raise_
         self._guarded(change, AlarmKind.PRINTER_OFFLINE, None)
-
-    def item_sensed(self, message: msg.ItemSensed):
-        """An item sensor changed; kept for the loading and pickup checks."""
-        if message.compartment in self.compartments:
-            self.items_present[message.compartment] = message.present
 
     def reader_garbled(self, message: msg.ReaderGarbled):
         log.info("card read failed: %s", message.reason)
@@ -99,9 +95,16 @@ class HardwareEvents:
         self._alarms.clear(AlarmKind.DOOR_HELD_OPEN, number)
         opening = self.openings.get(number)
         if opening is not None and opening.seen_open:
-            self._complete_opening(number)
+            self._close_opening(number)
         elif not flapping:
             self._doors.record_closed(number)
+            self._item_check_after_close(number)
+
+    def _close_opening(self, number, closed_while_down=False):
+        """The door of an opening was seen open and is closed now: complete
+        it, unless a loading waits for its item sensor (see items.py)."""
+        if not self._awaits_item(number, self.openings[number]):
+            self._complete_opening(number, closed_while_down)
 
     def _complete_opening(self, number, closed_while_down=False):
         """The door of an opening has been opened and closed again: the
@@ -132,6 +135,7 @@ class HardwareEvents:
         self._holds.collected(collected)
         if opening.purpose is OpenPurpose.PICKUP:
             self._sessions.door_status(number, "closed", opening.session)
+        self._item_check_after_close(number, opening, collected)
         self._dirty(state=True)
 
     def _door_jammed(self, number):

@@ -256,7 +256,7 @@ class Holds:
                    patron=pseudonym(ready.patron_hash), detail=f"hold {ready.id}")
         return ready
 
-    def write_loading_aborted(self, unit, opening):
+    def write_loading_aborted(self, unit, opening, reason="door did not open"):
         """The loading door never opened: the hold waits to be loaded again."""
         hold = self.holds.get(opening.session)
         if opening.purpose is not OpenPurpose.LOADING or hold is None or \
@@ -265,7 +265,18 @@ class Holds:
         back = hold.with_(state=HoldState.ANNOUNCED, compartment=None)
         unit.put_hold(back)
         unit.audit(opening.actor, "loading_failed", compartment=hold.compartment,
-                   reason="door did not open", detail=f"hold {hold.id}")
+                   reason=reason, detail=f"hold {hold.id}")
+        return back
+
+    def write_load_unconfirmed(self, unit, opening):
+        """The loading door opened and closed but the item sensor saw
+        nothing inside: as :meth:`write_loading_aborted`, with the event
+        ``hold.load_unconfirmed``."""
+        back = self.write_loading_aborted(unit, opening, reason="item not seen")
+        if back is not None:
+            unit.event(EventType.HOLD_LOAD_UNCONFIRMED, {
+                "hold_id": back.id, "compartment": opening.compartment,
+                "pickup_number": back.pickup_number})
         return back
 
     # -- collecting ----------------------------------------------------------------

@@ -44,6 +44,8 @@ class AlarmKind(str, Enum):
     LOAN_FAILED = "loan_failed"          # a loan or check-in the library system refused
     BOARD_OFFLINE = "board_offline"     # a lock board stopped answering (keyed by board)
     PRINTER_OFFLINE = "printer_offline"  # the receipt printer is missing or out of paper
+    UNEXPECTED_ITEM = "unexpected_item"  # an item sensed where nothing should be
+    ITEM_LEFT_BEHIND = "item_left_behind"  # a patron's compartment still not empty
 
 
 class OpenPurpose(str, Enum):
@@ -131,6 +133,8 @@ class EventType(str, Enum):
     ITEM_CHECKED_IN = "item.checked_in"  # loaded or unloaded item checked in
     LIBRARY_STATUS = "library.status"    # the library system reachable or not
     RECEIPT_ISSUED = "receipt.issued"    # a patron's receipt: items and due dates, no card
+    HOLD_LOAD_UNCONFIRMED = "hold.load_unconfirmed"  # loaded, but the item sensor saw nothing
+    ITEM_LEFT_BEHIND = "item.left_behind"  # a patron closed a door on something
 
 
 @dataclass(frozen=True)

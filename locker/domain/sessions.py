@@ -64,6 +64,7 @@ class PatronSession:
     by_number: bool = False               # came by pickup number, not by card
     asked_at: float | None = None         # monotonic; a number session's PIN was typed
     number_failure_at: float | None = None  # monotonic; a number-path failure shows then
+    left_behind: set = field(default_factory=set)  # compartments an item is still sensed in
 
     def receipt_items(self):
         """The items the patron is getting: none from a door that jammed."""
@@ -427,6 +428,39 @@ class Sessions(NumberEntrance):
                 unit.event(EventType.RECEIPT_ISSUED, data)
         except StoreError:
             log.warning("receipt.issued could not be stored; the screen shows the receipt")
+
+    # -- item sensors (see :mod:`bibbox.locker.domain.items`) -------------------------
+    def item_left(self, number, session_id):
+        """An item is still sensed in ``number`` after the patron closed it:
+        the receipt says so (and how to open the door again)."""
+        s = self.session
+        if s and s.id == session_id and number in s.compartments and \
+                number not in s.left_behind:
+            s.left_behind.add(number)
+            self.dirty(kiosk=True)
+
+    def item_taken(self, number):
+        """The sensor of ``number`` sees it empty now."""
+        s = self.session
+        if s and number in s.left_behind:
+            s.left_behind.discard(number)
+            self.dirty(kiosk=True)
+
+    def patron_of(self, session_id):
+        """The patron hash of the session ``session_id`` if it is the current one."""
+        s = self.session
+        return s.patron_hash if s and s.id == session_id else ""
+
+    def reopen_ends(self, session_id):
+        """Until when (monotonic) the patron of ``session_id`` may still
+        open their doors again by card, or None: the reopen window, or, while
+        a door of theirs is still open, a whole window from now."""
+        s = self.session
+        if s is None or s.id != session_id:
+            return None
+        if s.screen == SCREEN_OPENING:
+            return self.clock.monotonic() + self.timing.reopen_window_s
+        return s.reopen_until
 
     def verdict_of(self, session_id):
         """The verdict of the session ``session_id`` if it is the current one."""

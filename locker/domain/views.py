@@ -12,7 +12,8 @@ from bibbox.locker.domain.calendar import last_local_date
 from bibbox.locker.domain.model import AlarmKind, HoldState, OpenPurpose
 from bibbox.locker.domain.screens import SCREEN_IDLE
 
-UNLOAD_KINDS = (AlarmKind.DOOR_JAMMED.value, AlarmKind.DOOR_FORCED.value, "out_of_service")
+UNLOAD_KINDS = (AlarmKind.DOOR_JAMMED.value, AlarmKind.DOOR_FORCED.value, "out_of_service",
+                AlarmKind.UNEXPECTED_ITEM.value, AlarmKind.ITEM_LEFT_BEHIND.value)
 
 
 def kiosk_view(*, version, session, notice, reader_online, locker_name, now,
@@ -37,6 +38,7 @@ def kiosk_view(*, version, session, notice, reader_online, locker_name, now,
             "items": [i.as_dict() for i in s.receipt_items()],
             "reopen": s.reopen_until is not None and now < s.reopen_until,
             "by_number": s.by_number,
+            "left_behind": sorted(s.left_behind),
         })
     return view
 
@@ -123,7 +125,7 @@ def state_view(*, version, locker_id, compartments, holds, openings, tracks, ala
 def unload_list(*, compartments, holds, alarms):
     """What must come out: expired and cancelled holds still inside, and
     compartments that need a look (jammed, forced, out of service with
-    content)."""
+    content, an item sensed that should not be there)."""
     out = []
     for hold in sorted(holds.values(), key=lambda h: (h.compartment or 0, h.id)):
         if hold.compartment is not None and hold.state in (HoldState.EXPIRED,

@@ -113,6 +113,19 @@ def test_item_sensors_are_reported(sim, driver, events):
     assert driver.items()[33] is True
 
 
+def test_boards_without_item_sensors_report_no_items(sim, events):
+    sim.set_item(0, 0, True)                 # whatever the unwired IR bits read
+    bus = KerongBus("n", sim.path, {1: (0, 0), 2: (0, 1)}, item_sensors=False,
+                    poll_s=0.02, timeout_s=0.3, **events.callbacks())
+    try:
+        sim.set_door(0, 1, True)
+        sim.set_item(0, 1, True)
+        wait_until(lambda: (2, True) in events.of("door"), what="a poll after the IR changed")
+        assert bus.items() == {} and events.of("item") == []
+    finally:
+        bus.close()
+
+
 def test_hook_polarity_is_configurable(events):
     sim = SimulatedKerongBus([0], hook_open_level=1, item_present_level=0)
     sim.set_door(0, 1, True)

@@ -33,7 +33,7 @@ AUDIT_KINDS = OrderedDict([
     ("loading", ("loaded", "loading_failed", "hold_placed")),
     ("unloading", ("removed",)),
     ("open", ("unlock", "opening_abandoned", "door_jammed")),
-    ("pickup", ("collected",)),
+    ("pickup", ("collected", "item_left_behind")),
     ("service", ("out_of_service", "in_service")),
     ("alarm", ("alarm_raised", "alarm_cleared", "door_jammed")),
     ("holds", ("hold_cancelled", "hold_moved")),

@@ -15,7 +15,7 @@ from bibbox.web.staff.common import t
 # Reasons the system writes itself (not typed by staff): code -> text key.
 SYSTEM_REASONS = {
     "patron pickup": "why_patron_pickup", "patron reopen": "why_patron_reopen",
-    "door did not open": "why_door_did_not_open",
+    "door did not open": "why_door_did_not_open", "item not seen": "why_item_not_seen",
     "restart before the door was seen open": "why_restart",
     "password": "why_password", "unloaded": "why_unloaded", "cancelled": "why_cancelled",
 }

@@ -16,7 +16,8 @@
  *                                shown when the view's number_entry is true)
  *
  * The view (locker.core.Locker.kiosk_view) names the screen, a message or
- * notice code, the compartments being opened, the receipt items,
+ * notice code, the compartments being opened, the receipt items (and
+ * left_behind: doors an item sensor still sees something behind),
  * keypad_digits (digits typed on a hardware PIN pad) and seconds_left,
  * counted from the moment that version was published.  This page only
  * renders it; every decision is the server's.
@@ -335,7 +336,8 @@
   }
 
   /* Close the door: on the opening screen while one stands open, and on the
-   * receipt only for a door still open.  Forgot something: the reopen window. */
+   * receipt only for a door still open.  Forgot something: the reopen window;
+   * an item sensor that still sees something says so (and how to reopen). */
   function renderReminders(v) {
     var open = openDoors(v);
     show($("close-prompt"), v.screen === "opening" && open.length > 0);
@@ -344,14 +346,26 @@
     setText(reminder, open.length ? text("receipt_close", { doors: open.join(", ") }) : "");
     reminder.setAttribute("data-doors", open.join(","));
     show(reminder, v.screen === "receipt" && open.length > 0);
-    show($("receipt-reopen"), v.screen === "receipt" && !!v.reopen && !open.length);
+    var left = leftBehind(v), forgot = $("receipt-left");
+    setText(forgot, left.length ? text(v.reopen ? "receipt_left_reopen" : "receipt_left_staff",
+                                       { doors: left.join(", ") }) : "");
+    forgot.setAttribute("data-doors", left.join(","));
+    show(forgot, left.length > 0);
+    show($("receipt-reopen"), v.screen === "receipt" && !!v.reopen && !open.length && !left.length);
   }
 
-  /* How to reach the library: on every denial, and beside a door that failed. */
+  /* Doors an item sensor still sees something behind, on the receipt. */
+  function leftBehind(v) {
+    return v.screen === "receipt" ? (v.left_behind || []) : [];
+  }
+
+  /* How to reach the library: on every denial, beside a door that failed, and
+   * when something left behind can no longer be taken by showing the card. */
   function deadEnd(v) {
-    return v.screen === "denied" || (v.compartments || []).some(function (c) {
-      return PROBLEM_DOORS[c.status];
-    });
+    return v.screen === "denied" || (leftBehind(v).length > 0 && !v.reopen) ||
+      (v.compartments || []).some(function (c) {
+        return PROBLEM_DOORS[c.status];
+      });
   }
 
   /* "Ring til biblioteket: {phone}" with the value isolated left-to-right, so
@@ -411,7 +425,8 @@
         return (v.compartments || []).map(doorText).join(". ") +
           (openDoors(v).length ? ". " + text("close_prompt") : "");
       case "receipt":
-        return text("receipt_title") + ". " + $("receipt-close").textContent;
+        return text("receipt_title") + ". " + $("receipt-close").textContent +
+          ($("receipt-left").textContent ? " " + $("receipt-left").textContent : "");
       case "denied":
         return coded("denied_title", v.message, denialParams(v)) + ". " +
           coded("denied_help", v.message);

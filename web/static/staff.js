@@ -696,10 +696,12 @@
       if (p.state === "ready") return t("st_ready", { n: p.compartment, pickup: p.pickup, date: fmtDate(s.deadline || p.deadline) });
       if (p.state === "loading") {
         if ((s.alarms || []).indexOf("door_held_open") >= 0) return t("st_held_open", { n: p.compartment });
+        if (s.door === "closed" && s.opening && s.opening.seen_open) return t("st_checking", { n: p.compartment });
         if (s.door === "open" || (s.opening && s.opening.seen_open)) return t("st_open", { n: p.compartment });
         return t("st_opening", { n: p.compartment });
       }
       if (p.state === "announced") {
+        if (s.load_unconfirmed) return t("st_no_item", { n: s.load_unconfirmed });
         var tile = tileOf(p.compartment);
         return tile && tile.alarms.indexOf("door_jammed") >= 0 ? t("st_jammed", { n: p.compartment }) : t("st_failed", { n: p.compartment });
       }
@@ -715,7 +717,8 @@
         if (p.state === "announced") {
           if (p.retry) {
             kids.push(el("button", { type: "button", className: "btn primary", "data-testid": "retry-" + p.hold_id,
-              text: t("retry_door", { n: p.retry }), onclick: function () { retry(p); } }));
+              text: t(p.retry === (p.status || {}).load_unconfirmed ? "retry_same" : "retry_door", { n: p.retry }),
+              onclick: function () { retry(p); } }));
           } else {
             kids.push(el("button", { type: "button", className: "btn", text: t("retry_choose"),
               onclick: function () { chooseHold({ hold_id: p.hold_id, pickup_number: p.pickup, patron: (p.status || {}).patron,
@@ -738,6 +741,7 @@
         save(); renderPending(); itemInput.focus();
       }, function (e) {
         showError(errBox, e);
+        if (p.retry === (p.status || {}).load_unconfirmed) p.tried_same = true;   // propose another
         p.retry = null;
         refreshPending(true);
       });
@@ -755,7 +759,9 @@
             if (s.state === "announced" && p.state !== "announced") p.retry = null;
             p.state = s.state; p.status = s;
             if (s.compartment) p.compartment = s.compartment;
-            if (s.state === "announced" && !p.retry) {
+            if (s.state === "announced" && !p.retry && s.load_unconfirmed && !p.tried_same) {
+              p.retry = s.load_unconfirmed;     // the sensor saw nothing: load the same door again
+            } else if (s.state === "announced" && !p.retry) {
               jobs.push(api("POST", "propose", { hold_id: p.hold_id }).then(function (r) { p.retry = r.compartment; }, function () {}));
             }
           });
