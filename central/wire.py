@@ -15,7 +15,7 @@ import math
 import re
 
 # The version of the AsyncAPI contract this code speaks (info.version there).
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 
 QOS_EVENTS = 1          # at least once; the outbox row goes only after PUBACK
 QOS_AVAILABILITY = 1    # retained; also the will

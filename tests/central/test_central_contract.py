@@ -106,7 +106,7 @@ def test_availability_payloads(contract):
         wire.availability("offline", version="1", boot_id="b", reason="connection_lost")))
     with pytest.raises(AssertionError):
         contract.validate("Availability", {"state": "offline", "version": "1",
-                                           "boot_id": "b", "contract": "1.0.0"})
+                                           "boot_id": "b", "contract": "1.1.0"})
 
 
 def test_snapshots_and_every_domain_event_of_a_pickup_match_the_schemas(tmp_path, contract):

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from bibbox.central import wire
 from bibbox.central.topics import Topics
 from tests.brokers import Broker, Subscriber, TcpProxy, broker, broker_factory  # noqa: F401
 from tests.central_helpers import BOOT_ID, VERSION, LockerRig, contract_validator, wait_until
@@ -47,7 +48,7 @@ def test_online_retained_state_and_heartbeat_after_connect(broker, rig, subs):
     link = rig.link(broker.url)
     avail = sub.last(T.availability, where=online).json()
     assert avail == {"state": "online", "version": VERSION, "boot_id": BOOT_ID,
-                     "contract": "1.0.0", "ts": avail["ts"]}
+                     "contract": wire.CONTRACT_VERSION, "ts": avail["ts"]}
     for n in (1, 2, 3, 4):
         comp = sub.last(T.compartment(n)).json()
         assert comp["door"] == "closed" and comp["lock"] == "locked"
