@@ -121,12 +121,12 @@ class KerongBus:
     run on the bus thread; exceptions they raise are logged and ignored.
     The constructor returns after every board was asked once (or the port
     failed), so :meth:`read_all` has the doors (and :meth:`items` the IR
-    item sensors, unless ``item_sensors`` is False: boards without them)."""
+    item sensors when ``item_sensors`` is True: boards fitted with them)."""
 
     def __init__(self, name: str, port: str, locks: Mapping[int, tuple[int, int]], *,
                  baudrate: int = 19200, poll_s: float = 0.09, timeout_s: float = 0.1,
                  retries: int = 2, hook_open_level: int = 0, item_present_level: int = 1,
-                 item_sensors: bool = True, pulse_s: float = 0.8, boards=(), idle_poll_s: float | None = None,
+                 item_sensors: bool = False, pulse_s: float = 0.8, boards=(), idle_poll_s: float | None = None,
                  on_fired: Callable[[int, float], object] = lambda c, s: None,
                  on_released: Callable[[int], object] = lambda c: None,
                  on_door_change: Callable[[int, bool], object] = lambda c, o: None,

@@ -71,12 +71,13 @@ class LibraryClient:
         """The item ids of the patron's holds ready for pickup that a 64
         reply lists in AS (FBS: the first ``%``-part of each), or None when
         the reply does not report them: not a 64, or a hold count above
-        zero with no AS field (the library system only counts)."""
+        zero with fewer AS fields than holds (the library system only
+        counts them, or cut the list short: 63 asks for no range)."""
         counts = getattr(reply, "counts", None)
         if not counts:
             return None
         listed = [v for v in reply.hold_items if v.strip()]
-        if counts[0] and not listed:
+        if len(listed) < counts[0]:
             return None
         if self.fbs:
             listed = [fbs_dialect.item_parts(v)[0] for v in listed]

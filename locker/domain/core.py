@@ -316,8 +316,11 @@ class Locker(HardwareEvents, ItemEvents):
         if not to_open:
             return
         patron = pseudonym(pickup.patron_hash)
+        granted = {}
+        for hold in pickup.holds:
+            granted.setdefault(hold.compartment, []).append(hold.id)
         self._doors.open(to_open, OpenPurpose.PICKUP, session=pickup.session_id,
-                         actor=patron, reason="patron pickup", patron=patron)
+                         actor=patron, reason="patron pickup", patron=patron, holds=granted)
         ticket = self._sessions.loan_ticket(pickup.session_id)
         if ticket is not None:
             self._loan_tickets[pickup.session_id] = ticket

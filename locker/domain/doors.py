@@ -66,11 +66,13 @@ class Doors:
         return self.tracks[number].state if number in self.tracks else None
 
     # -- opening --------------------------------------------------------------------
-    def plan(self, numbers, purpose, *, session="", actor="", reason=""):
-        """New openings for ``numbers`` (not written, not started)."""
+    def plan(self, numbers, purpose, *, session="", actor="", reason="", holds=None):
+        """New openings for ``numbers`` (not written, not started);
+        ``holds`` maps a number to the ids of the holds its pickup grants."""
         now = self.clock.monotonic()
-        return [Opening(n, purpose, session, actor, reason, requested_mono=now)
-                for n in numbers]
+        holds = holds or {}
+        return [Opening(n, purpose, session, actor, reason, requested_mono=now,
+                        holds=tuple(holds.get(n, ()))) for n in numbers]
 
     @staticmethod
     def write_openings(unit, openings, patron=None):
@@ -87,9 +89,11 @@ class Doors:
         for o in openings:
             self.relays.pulse(o.compartment, self.timing.pulse_s)
 
-    def open(self, numbers, purpose, *, session="", actor="", reason="", patron=None):
+    def open(self, numbers, purpose, *, session="", actor="", reason="", patron=None,
+             holds=None):
         """Open ``numbers`` as a use case of its own: write-ahead, then pulse."""
-        new = self.plan(numbers, purpose, session=session, actor=actor, reason=reason)
+        new = self.plan(numbers, purpose, session=session, actor=actor, reason=reason,
+                        holds=holds)
         with self.store.unit() as unit:
             self.write_openings(unit, new, patron)
         self.started(new)

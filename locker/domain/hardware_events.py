@@ -115,7 +115,7 @@ class HardwareEvents:
         if opening.purpose is OpenPurpose.PICKUP:
             verdict = self._sessions.verdict_of(opening.session)
             collected = self._holds.collectable(number, opening.actor, verdict,
-                                                self._sessions.granted_of(opening.session))
+                                                opening.holds or None)
             ticket = self._loan_tickets.get(opening.session)
         loaded = alarm = None
         with self.store.unit() as unit:

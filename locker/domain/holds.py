@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from bibbox.locker.domain import patrons
 from bibbox.locker.domain.errors import CommandError
 from bibbox.locker.domain.hold_specs import (compartment_or_error, new_hold_id, parse_hold,
                                              pickup_days_or_error, free_text_field)
@@ -70,12 +71,12 @@ class Holds:
                 h.compartment is not None]
 
     def ready_with_items(self, barcodes):
-        """The ready holds (not expired, in a compartment) holding any item
-        of ``barcodes``, whoever they were loaded for."""
+        """The ready holds (not expired, in a compartment) whose every item
+        is in ``barcodes``, whoever they were loaded for."""
         wall = self.clock.wall()
         return [h for h in self.holds.values() if h.state is HoldState.READY and
                 not h.expired_at(wall) and h.compartment is not None and
-                any(i.barcode in barcodes for i in h.items)]
+                all(i.barcode in barcodes for i in h.items)]
 
     def has_expired(self, patron_hash):
         wall = self.clock.wall()
@@ -281,9 +282,10 @@ class Holds:
 
     # -- collecting ----------------------------------------------------------------
     def collectable(self, number, actor, verdict, granted=None):
-        """The ready holds in ``number`` that the pickup granted (ids in
-        ``granted``; when None, those of pseudonym ``actor``), as loaned
-        (due dates from ``verdict``), state COLLECTED."""
+        """The ready holds in ``number`` that the pickup's opening granted
+        (ids in ``granted``; when None -- an opening written before openings
+        named their holds, or a reopen -- those of pseudonym ``actor``), as
+        loaned (due dates from ``verdict``), state COLLECTED."""
         due_for = (verdict.due if verdict else {}) or {}
         default = verdict.default_due if verdict else None
         return [hold.with_(state=HoldState.COLLECTED,
@@ -322,13 +324,15 @@ class Holds:
                 "hold_id": hold.id, "compartment": opening.compartment,
                 "patron_hash": hold.patron_hash,
                 "items": [i.as_dict() for i in hold.items],
-                "verified_by": "pickup_code" if verdict and
-                verdict.reason == "pickup_code" else "pin",
+                "verified_by": verdict.reason if verdict and verdict.reason in (
+                    patrons.BY_PICKUP_CODE, patrons.BY_PICKUP_NUMBER) else "pin",
                 "loans": loans,
                 "closed_while_offline": closed_while_down})
+            owner = pseudonym(hold.patron_hash)
             unit.audit(opening.actor, "collected", compartment=opening.compartment,
                        patron=opening.actor, reason="patron pickup",
-                       detail=f"hold {hold.id}")
+                       detail=f"hold {hold.id}" if owner == opening.actor
+                       else f"hold {hold.id}, loaded for {owner}")
         return lost
 
     def collected(self, holds):

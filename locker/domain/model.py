@@ -181,3 +181,4 @@ class Opening:
     jammed: bool = False
     requested_mono: float = 0.0
     fired_mono: float | None = None
+    holds: tuple = ()       # a pickup: the ids of the holds it lets the patron take

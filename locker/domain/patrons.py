@@ -29,6 +29,8 @@ UNKNOWN = "unknown"
 UNAVAILABLE = "unavailable"
 OUTCOMES = (ACCEPTED, WRONG_PIN, BLOCKED, UNKNOWN, UNAVAILABLE)
 BLOCK_REASONS = ("lost_card", "fees", "library")
+# How an accepted patron proved it, when not card + PIN (``Verdict.reason``).
+BY_PICKUP_CODE, BY_PICKUP_NUMBER = "pickup_code", "pickup_number"
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,9 @@ class Verdict:
     """The answer of a verifier.  ``due`` maps item barcodes to loan due dates
     (ISO); ``default_due`` applies to items the verifier did not name.
     ``holds`` is the item barcodes the verifier reports as this patron's
-    holds ready for pickup (a library system's 64 reply lists them), or
-    None when it reports none; see ``Sessions.verdict_received``."""
+    holds ready for pickup (a library system's 64 reply lists them; empty
+    when it lists none), or None when it does not report them; see
+    ``Sessions.verdict_received``."""
     outcome: str
     reason: str = ""
     due: dict = field(default_factory=dict)

@@ -60,7 +60,6 @@ class PatronSession:
     reopen_until: float | None = None     # monotonic; the same card re-opens until then
     taken: set = field(default_factory=set)  # compartments opened and closed: collected
     receipt_issued: bool = False          # receipt.issued written (once per session)
-    granted: frozenset = frozenset()      # ids of the holds this session may collect
     by_number: bool = False               # came by pickup number, not by card
     asked_at: float | None = None         # monotonic; a number session's PIN was typed
     number_failure_at: float | None = None  # monotonic; a number-path failure shows then
@@ -225,12 +224,13 @@ class Sessions(NumberEntrance):
         doors may open, else None.
 
         When the verdict reports the patron's holds (``verdict.holds``, from
-        the library system) and any ready hold here holds one of them,
-        exactly those holds open: the library system knows the patron
+        the library system) and ready holds here have all their items among
+        them, exactly those holds open: the library system knows the patron
         behind every card (a library card and a health card name the same
-        person).  When none of them matches, the holds loaded for this card
-        open, as without a report: the library system may name holds by
-        other ids than the item barcodes the locker was loaded with."""
+        person).  When none matches, the holds loaded for this card open,
+        as without a report: the library system may name holds by other ids
+        than the item barcodes the locker was loaded with, and the loan it
+        is then asked for is its own check."""
         s = self.session
         if s is None or s.id != session_id or s.screen != SCREEN_VERIFYING:
             return None  # the session timed out or was cancelled meanwhile
@@ -240,6 +240,8 @@ class Sessions(NumberEntrance):
             self._seal_for_loans(s, verdict)
             s.card = None  # no further PIN is checked in this session
         if verdict.outcome == patrons.ACCEPTED:
+            if s.by_number:
+                verdict = replace(verdict, reason=patrons.BY_PICKUP_NUMBER)
             count, blocked_until = self.store.pin_failures(s.patron_hash)
             if count or blocked_until:
                 with self.store.unit() as unit:
@@ -252,7 +254,9 @@ class Sessions(NumberEntrance):
         if verdict.outcome == patrons.WRONG_PIN:
             self._wrong_pin(s)
             return None
-        if verdict.outcome == patrons.UNAVAILABLE and \
+        # the pickup code stands in for the verifier only beside a card: the
+        # number and the code come in one message, so together they are no proof
+        if verdict.outcome == patrons.UNAVAILABLE and not s.by_number and \
                 self.cfg.verifier.offline_policy == "pickup-code" and any(
                     h.pickup_code_hash for h in ready_for(s.patron_hash)):
             s.screen, s.message = SCREEN_CODE, "central_offline"
@@ -327,7 +331,7 @@ class Sessions(NumberEntrance):
                 s.screen, s.message = SCREEN_CODE, "wrong_code"
             return None
         return Pickup(s.id, s.patron_hash, matching,
-                      patrons.Verdict(patrons.ACCEPTED, reason="pickup_code"))
+                      patrons.Verdict(patrons.ACCEPTED, reason=patrons.BY_PICKUP_CODE))
 
     def _one_more_wrong_pin(self, patron_hash):
         """The patron's (count, blocked_until) after one more wrong PIN: at
@@ -356,7 +360,6 @@ class Sessions(NumberEntrance):
         the session shows the others as unavailable.  [] denies."""
         s = self.session
         s.verdict = pickup.verdict
-        s.granted = frozenset(h.id for h in pickup.holds)
         to_open = []
         for number in sorted({h.compartment for h in pickup.holds}):
             if can_open(number):
@@ -466,12 +469,6 @@ class Sessions(NumberEntrance):
         """The verdict of the session ``session_id`` if it is the current one."""
         s = self.session
         return s.verdict if s and s.id == session_id else None
-
-    def granted_of(self, session_id):
-        """The ids of the holds the session ``session_id`` may collect (None:
-        not the current session, e.g. after a restart)."""
-        s = self.session
-        return s.granted if s and s.id == session_id else None
 
     # -- endings ----------------------------------------------------------------------
     def deny(self, code, reason=""):

@@ -115,6 +115,11 @@ MIGRATIONS = [
         attempts INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 4: a pickup's opening names the holds it grants, so a restart while
+    # the door stands open still collects exactly those
+    """
+    ALTER TABLE openings ADD COLUMN holds TEXT NOT NULL DEFAULT '';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -154,9 +159,9 @@ class Unit:
 
     def put_opening(self, o: Opening):
         self.conn.execute(
-            "INSERT OR REPLACE INTO openings VALUES (?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO openings VALUES (?,?,?,?,?,?,?,?)",
             (o.compartment, o.purpose.value, o.session, o.actor, o.reason,
-             int(o.fired), int(o.seen_open)))
+             int(o.fired), int(o.seen_open), ",".join(o.holds)))
 
     def drop_opening(self, compartment):
         self.conn.execute("DELETE FROM openings WHERE compartment=?", (compartment,))
@@ -323,7 +328,8 @@ class Store:
         rows = self.conn.execute("SELECT * FROM openings")
         return [Opening(r["compartment"], OpenPurpose(r["purpose"]), r["session"],
                         r["actor"], r["reason"], bool(r["fired"]),
-                        bool(r["seen_open"])) for r in rows]
+                        bool(r["seen_open"]), holds=tuple(filter(None, r["holds"].split(","))))
+                for r in rows]
 
     def alarms(self):
         return [dict(r) for r in self.conn.execute("SELECT * FROM alarms")]

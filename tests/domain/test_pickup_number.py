@@ -372,3 +372,29 @@ def test_no_log_line_names_the_number(rig, caplog):
     text = caplog.text
     for secret in ("4711", "8642", ALICE_PIN, rig.patron_hash(ALICE_CARD)):
         assert secret not in text
+
+
+def test_the_offline_pickup_code_never_follows_a_pickup_number(tmp_path):
+    """The number and the code come in one message: together they are no
+    proof, so a number whose PIN cannot be checked gets no code screen."""
+    rig = number_rig(tmp_path, kind="central", offline_policy="pickup-code")
+    rig.locker.verifier = SilentCentral()
+    h1 = place(rig, "h1", ALICE_CARD, 1, "4711")
+    rig.locker.holds["h1"] = h1.with_(pickup_code_hash=rig.hasher.pickup_code("h1", "7Q4K"))
+    by_number(rig, "4711", "0000")
+    rig.advance(ANSWER_FLOOR_S)
+    assert rig.kiosk["screen"] != "code"
+    rig.controller.post(PickupCodeEntered("7q4k"))
+    rig.run()
+    assert rig.fire_all() == []
+
+
+def test_a_number_pickup_is_recorded_as_such(rig):
+    import json
+    place(rig, "h1", ALICE_CARD, 1, "4711")
+    by_number(rig, "4711", ALICE_PIN)
+    assert rig.fire_all() == [1]
+    rig.door(1, True)
+    rig.door(1, False)
+    collected = [json.loads(p) for t, p in rig.outbox() if t == "hold.collected"]
+    assert [c["verified_by"] for c in collected] == ["pickup_number"]

@@ -51,7 +51,7 @@ def events():
 @pytest.fixture
 def driver(sim, events):
     bus = KerongBus("a", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, retries=1,
-                    pulse_s=0.2, **events.callbacks())
+                    pulse_s=0.2, item_sensors=True, **events.callbacks())
     yield bus
     bus.close()
 
@@ -131,7 +131,8 @@ def test_hook_polarity_is_configurable(events):
     sim.set_door(0, 1, True)
     sim.set_item(0, 0, True)
     bus = KerongBus("b", sim.path, {1: (0, 0), 2: (0, 1)}, hook_open_level=1,
-                    item_present_level=0, poll_s=0.02, timeout_s=0.3, **events.callbacks())
+                    item_present_level=0, item_sensors=True, poll_s=0.02, timeout_s=0.3,
+                    **events.callbacks())
     try:
         wait_until(lambda: bus.read_all() == {1: "closed", 2: "open"}, what="doors read")
         assert bus.items() == {1: True, 2: False}

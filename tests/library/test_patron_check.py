@@ -130,8 +130,9 @@ def test_the_holds_a_64_reports():
     assert plain.reported_holds(reply(counts=counts, hold_items=("I1", " I2 "))) == {"I1", "I2"}
     assert fbs_client.reported_holds(reply(counts=counts, hold_items=(
         "I1%20270101%20270115%Kongens Fald", "I2%%%"))) == {"I1", "I2"}
-    # holds counted but not listed: the reply does not say which
+    # holds counted but not listed, or listed short of the count: not reported
     assert plain.reported_holds(reply(counts=counts)) is None
+    assert plain.reported_holds(reply(counts=counts, hold_items=("I1",))) is None
     # no holds at all: reported, empty
     assert plain.reported_holds(reply(counts=(0,) * 6)) == frozenset()
     # a 24 reports no holds

@@ -25,6 +25,7 @@ DETAILS = [
     (re.compile(r"from (?P<address>\S+)"), "detail_from"),
     (re.compile(r"hold (?P<hold>\S+) from (?P<n>\d+)"), "detail_hold_moved"),
     (re.compile(r"hold (?P<hold>\S+) \((?P<state>[a-z_]+)\)"), "detail_hold_state"),
+    (re.compile(r"hold (?P<hold>\S+), loaded for (?P<patron>\S+)"), "detail_hold_other_card"),
     (re.compile(r"hold (?P<hold>\S+)"), "detail_hold"),
     (re.compile(r"(?P<n>\d+) patrons"), "detail_patrons"),
     (re.compile(r"(?P<kind>[a-z_]+) of (?P<item>\S+) \(hold (?P<hold>[^)]+)\)"), "detail_loan"),
