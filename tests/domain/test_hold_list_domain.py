@@ -75,3 +75,19 @@ def test_a_list_naming_nothing_here_opens_the_cards_own_holds(tmp_path):
     rig.card(ALICE_CARD)
     rig.pin(ALICE_PIN)
     assert rig.fire_all() == [1]
+
+
+def test_openings_written_before_they_named_their_holds_still_read(tmp_path):
+    """Schema 3 -> 4: an opening in flight across the upgrade reads with no
+    holds (collection then falls back to the card's own holds)."""
+    from bibbox.locker.store import sqlite
+    from bibbox.locker.store.store import MIGRATIONS, Store
+    path = tmp_path / "old.db"
+    conn = sqlite.connect(str(path))
+    sqlite.migrate(conn, MIGRATIONS[:3])
+    conn.execute("INSERT INTO openings VALUES (2, 'pickup', 's1', 'p:abc', 'patron pickup', 1, 1)")
+    conn.close()
+    store = Store(path, clock=Rig(tmp_path).clock)
+    [opening] = store.openings()
+    assert (opening.compartment, opening.holds, opening.seen_open) == (2, (), True)
+    store.close()
