@@ -18,15 +18,18 @@ LOCKS_PER_BOARD = 16
 
 
 def locker_toml(doors, *, boards_per_bus=10, poll_s=0.09, timeout_s=0.1, pulse_s=0.5,
-                locker_id=None, rows=None, item_sensors=False):
+                locker_id=None, rows=None, item_sensors=False, state_dir="./state",
+                kiosk_port=None):
     """The text of a simulated locker configuration with ``doors`` doors
-    (``item_sensors``: the boards' IR item sensors on).  The tests give the buses a longer ``timeout_s``: on a loaded machine the
+    (``item_sensors``: the boards' IR item sensors on).  The tests give the
+    buses a longer ``timeout_s``: on a loaded machine the
     simulator may answer late, and a board taken for silent changes doors."""
     boards = -(-doors // LOCKS_PER_BOARD)
     buses = -(-boards // boards_per_bus)
+    web = f'[web]\nkiosk_port = {kiosk_port}\n\n' if kiosk_port else ""
     out = [f'[locker]\nid = "{locker_id or f"bench-{doors}"}"\n'
-           f'name = "Bench locker ({doors} doors)"\nstate_dir = "./state"\n'
-           'simulated = true\n\n[hardware]\npin_factory = "mock"\n\n'
+           f'name = "Bench locker ({doors} doors)"\nstate_dir = "{state_dir}"\n'
+           f'simulated = true\n\n[hardware]\npin_factory = "mock"\n\n{web}'
            '[reader]\nframing = "barcode"\nport = "sim"\nsuffix = "\\r"\n\n'
            f'[timing]\npulse_s = {pulse_s}\ndoor_held_open_s = 120\n\n'
            '[holds]\nsizes = ["S", "M", "L"]\n']
