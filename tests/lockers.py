@@ -22,8 +22,8 @@ def locker_toml(doors, *, boards_per_bus=10, poll_s=0.09, timeout_s=0.1, pulse_s
                 kiosk_port=None):
     """The text of a simulated locker configuration with ``doors`` doors
     (``item_sensors``: the boards' IR item sensors on).  The tests give the
-    buses a longer ``timeout_s``: on a loaded machine the
-    simulator may answer late, and a board taken for silent changes doors."""
+    buses a longer ``timeout_s``: on a loaded machine the simulator may
+    answer late, and a board taken for silent changes doors."""
     boards = -(-doors // LOCKS_PER_BOARD)
     buses = -(-boards // boards_per_bus)
     web = f'[web]\nkiosk_port = {kiosk_port}\n\n' if kiosk_port else ""
