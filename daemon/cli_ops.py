@@ -3,7 +3,7 @@
     bibbox firmware config-txt --config FILE [--i2c] [--spi] [--strict]
     bibbox safe-off --config FILE [--no-hold]
     bibbox selftest --config FILE [--compartment N]... [--ask | --no-ask]
-    bibbox status [--config FILE | --url http://127.0.0.1:8080] [--json]
+    bibbox status [--config FILE | --url http://127.0.0.1:8080] [--json] [--all]
 
 Exit codes as for every ``bibbox`` command: 0 ok, 1 a failure (a relay that
 could not be driven off, a compartment that failed its test, no daemon
@@ -63,6 +63,9 @@ def add_ops_commands(sub):
     where.add_argument("--config", help="ask the daemon of this configuration")
     where.add_argument("--url", help="default http://127.0.0.1:8080")
     s.add_argument("--json", action="store_true", help="print the raw /api/status answer")
+    s.add_argument("--all", dest="every", action="store_true",
+                   help=f"list every compartment (above {FULL_TABLE_MAX} only those that "
+                   "need a look are listed)")
     s.add_argument("--timeout", type=float, default=5.0)
     s.set_defaults(func=cmd_status)
 
@@ -132,6 +135,12 @@ def cmd_selftest(args):
 
 
 # -- status -----------------------------------------------------------------------------
+# Up to this many compartments ``bibbox status`` lists every one; above it (a
+# 200-door locker) it counts them and lists those that need a look.
+FULL_TABLE_MAX = 24
+USUAL_STATES = ("free", "ready")
+
+
 def cmd_status(args):
     url = args.url
     if url is None:
@@ -150,7 +159,7 @@ def cmd_status(args):
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
-        print(render_status(data, url))
+        print(render_status(data, url, every=args.every))
     return 3 if problems(data) else 0
 
 
@@ -159,8 +168,7 @@ def problems(data):
     out = []
     state = data.get("state") or {}
     for a in state.get("alarms") or []:
-        out.append(a.get("alarm", "?") + (f" (compartment {a['compartment']})"
-                                           if a.get("compartment") else ""))
+        out.append(alarm_text(a))
     health = data.get("health") or {}
     if health.get("controller") is False:
         out.append("controller not turning")
@@ -174,7 +182,31 @@ def problems(data):
     return out
 
 
-def render_status(data, url):
+def alarm_text(a):
+    where = (f" (compartment {a['compartment']})" if a.get("compartment") else
+             f" (board {a['board']})" if a.get("board") else "")
+    return a.get("alarm", "?") + where
+
+
+def needs_a_look(c):
+    """A compartment with an alarm, a door not shut, a lock released or a
+    state other than free or ready."""
+    return bool(c.get("alarms")) or c.get("door") != "closed" or c.get("lock") != "locked" \
+        or c.get("state") not in USUAL_STATES
+
+
+def _tally(values):
+    counts = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"{n} {str(v).replace('_', ' ')}"
+                     for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))))
+
+
+def render_status(data, url, every=False):
+    """The answer for a person: health, alarms, and the compartments (every
+    one up to ``FULL_TABLE_MAX`` or with ``every``; else counts and those
+    that need a look)."""
     state = data.get("state") or {}
     health = data.get("health") or {}
     link = health.get("link")
@@ -198,16 +230,27 @@ def render_status(data, url):
         row("central", "not configured")
     depth = data.get("outbox_depth")
     row("outbox", f"{depth} event(s) waiting" if depth is not None else "?")
-    alarms = [a.get("alarm", "?") + (f" (compartment {a['compartment']})"
-                                      if a.get("compartment") else "")
-              for a in state.get("alarms") or []]
+    boards = health.get("boards") or {}
+    if boards:
+        silent = sorted(name for name, online in boards.items() if not online)
+        row("boards", f"{len(boards) - len(silent)} of {len(boards)} answering"
+            + (f"; SILENT: {', '.join(silent)}" if silent else ""))
+    alarms = [alarm_text(a) for a in state.get("alarms") or []]
     row("alarms", ", ".join(alarms) if alarms else "none")
     comps = state.get("compartments") or []
-    if comps:
+    if not comps:
+        return "\n".join(lines)
+    shown = comps
+    if not every and len(comps) > FULL_TABLE_MAX:
+        row("doors", f"{len(comps)}: " + _tally(c.get("door", "?") for c in comps))
+        row("states", _tally(c.get("state", "?") for c in comps))
+        shown = [c for c in comps if needs_a_look(c)]
+        row("attention", f"{len(shown) or 'none'} of {len(comps)} compartments need a look"
+            " (every one: bibbox status --all)")
+    if shown:
         lines.append(f"  {'#':>4}  {'size':<4}  {'state':<14} {'door':<7} {'lock':<8} alarms")
-        for c in comps:
-            state_text = c.get("state", "?")
+        for c in shown:
             lines.append(f"  {c.get('number', '?'):>4}  {str(c.get('size', '')):<4}  "
-                         f"{state_text:<14} {c.get('door', '?'):<7} {c.get('lock', '?'):<8} "
-                         + (", ".join(c.get("alarms") or []) or "-"))
+                         f"{c.get('state', '?'):<14} {c.get('door', '?'):<7} "
+                         f"{c.get('lock', '?'):<8} " + (", ".join(c.get("alarms") or []) or "-"))
     return "\n".join(lines)

@@ -261,15 +261,22 @@ def check_compartment(hw, operator, number, *, open_timeout, close_timeout):
 
 
 def render_table(cfg, results, simulated) -> str:
+    """One row a compartment, the columns as wide as their widest entry (a
+    board's "rs485-1/2 lock 7" as well as "GPIO5"); the last line names the
+    compartments that failed, so a long table need not be read to find them."""
+    relay_w = max([len("relay")] + [len(r.relay) for r in results])
+    door_w = max([len("door")] + [len(r.door) for r in results])
     lines = [f"Self-test of locker {cfg.locker.id!r}: {len(results)} compartment(s)"
              + (" (simulated)" if simulated else ""),
-             f"{'#':>4}  {'relay':<7} {'door':<7} result"]
+             f"{'#':>4}  {'relay':<{relay_w}}  {'door':<{door_w}}  result"]
     for r in results:
-        lines.append(f"{r.number:>4}  {r.relay:<7} "
-                     f"{r.door:<7} {r.outcome.upper() if not r.ok else 'ok'}"
+        lines.append(f"{r.number:>4}  {r.relay:<{relay_w}}  "
+                     f"{r.door:<{door_w}}  {r.outcome.upper() if not r.ok else 'ok'}"
                      + (f": {r.detail}" if r.detail else ""))
     failed = [r for r in results if not r.ok]
     lines.append(f"{len(results) - len(failed)} ok, {len(failed)} failed")
+    if failed:
+        lines.append("failed: " + ", ".join(f"{r.number} ({r.outcome})" for r in failed))
     return "\n".join(lines)
 
 

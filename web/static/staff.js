@@ -210,6 +210,7 @@
 
   /* ------------------------------------------------------------ overview */
   function overviewPage() {
+    if (window.performance && performance.mark) performance.mark("bibbox-overview-start");
     var list = $("#tiles");
     var rendered = {};
     var current = null;     // the compartment in the dialog
@@ -233,12 +234,17 @@
         el("span", { className: "num", text: String(tile.n) }),
         el("span", { className: "size", text: tile.size }),
         el("span", { className: "state", text: stateLabel(tile) }),
-        el("span", { className: "door door-" + tile.door, text: t("door_" + tile.door) + (tile.lock === "released" ? " · " + t("lock_released") : "") })
+        // a shut and locked door is the usual case: compact tiles leave it to the screen reader
+        el("span", { className: "door door-" + tile.door + (tile.door === "closed" && tile.lock !== "released" ? " usual" : ""),
+          text: t("door_" + tile.door) + (tile.lock === "released" ? " · " + t("lock_released") : "") })
       ];
       var days = daysText(tile);
       if (days) lines.push(el("span", { className: "days", text: days }));
       if (tile.holds.length) lines.push(el("span", { className: "pickups", text: tile.holds.map(function (h) { return h.pickup; }).join(", ") }));
-      tile.alarms.forEach(function (a) { lines.push(el("span", { className: "alarm", text: "⚠ " + t("alarm_" + a) })); });
+      tile.alarms.forEach(function (a) {
+        lines.push(el("span", { className: "alarm" }, [el("span", { className: "mark", text: "⚠ " }),
+          el("span", { className: "what", text: t("alarm_" + a) })]));
+      });
       if (tile.oos) lines.push(el("span", { className: "oos", text: tile.oos }));
       // The name is the visible text (WCAG 2.5.3), with "Rum" read before the number.
       lines[0] = el("span", { className: "num" }, [el("span", { className: "vh", text: t("compartment_word") + " " }), String(tile.n)]);
@@ -252,6 +258,8 @@
     var places = {};
     if (boot.front) {
       list.classList.add("cabinet");
+      // many columns: narrow tiles that show the number, size and state (the rest is read out)
+      list.classList.toggle("dense", boot.front.columns > DENSE_COLUMNS);
       list.style.setProperty("--cols", String(boot.front.columns));
       list.style.setProperty("--rows", String(boot.front.rows));
       boot.front.doors.forEach(function (d) { places[d.n] = d; });
@@ -288,8 +296,11 @@
       Object.keys(rendered).forEach(function (n) {
         if (!seen[n]) { rendered[n].remove(); delete rendered[n]; }
       });
+      finder.apply(v, false);
       if (current !== null && dialog.open) fillDetail(true);
     }
+
+    var finder = overviewFinder(list, rendered);
 
     /* Our own actions on a compartment change its tile too: they must not
        be announced as someone else's.  ``own[n]`` is set while one of ours
@@ -398,9 +409,9 @@
     }
 
     dialog.addEventListener("close", function () {
-      var btn = list.querySelector('button[data-n="' + current + '"]');
+      var btn = list.querySelector('li:not(.out) > button[data-n="' + current + '"]');
       current = null;
-      if (btn) btn.focus();
+      if (btn) btn.focus(); else $("#tile-search").focus();     // filtered out meanwhile
     });
     dialog.querySelector("[data-close]").addEventListener("click", function () { dialog.close(); });
     $("#open-form").addEventListener("submit", function (ev) {
@@ -438,6 +449,132 @@
 
     listeners.push(render);
     startLive();
+    // bench/bench_staff_overview.py reads these two marks: the first render's time
+    if (window.performance && performance.mark) performance.mark("bibbox-overview-rendered");
+  }
+
+  /* Filters (all, free, ready, alarms, out of service) with their counts,
+     and a search by compartment number, pickup number or hold id, over the
+     overview's tiles.  ``apply(view)`` runs after every render, so the
+     choice outlives the live updates; it is kept for the tab in
+     sessionStorage.  A tile that no longer matches leaves the list (on the
+     cabinet's front an empty place stays), except the one with the focus:
+     it goes once the focus does.  The status line is a live region; it
+     changes only when its text does. */
+  var DENSE_COLUMNS = 12;
+  var FINDER_KEY = "bibbox-staff-overview";
+  var FILTERS = {
+    all: function () { return true; },
+    free: function (tile) { return tile.state === "free"; },
+    ready: function (tile) { return tile.holds.some(function (h) { return h.state === "ready"; }); },
+    alarms: function (tile) { return tile.alarms.length > 0; },
+    oos: function (tile) { return Boolean(tile.oos) || tile.state === "out_of_service"; }
+  };
+
+  function tileMatches(tile, query) {
+    if (!query) return true;
+    if (String(tile.n) === query) return true;
+    var lower = query.toLowerCase();
+    return tile.holds.some(function (h) {
+      return String(h.pickup).toLowerCase() === lower || String(h.id).toLowerCase() === lower;
+    });
+  }
+
+  function overviewFinder(list, rendered) {
+    var buttons = Array.prototype.slice.call(document.querySelectorAll("[data-filter]"));
+    var search = $("#tile-search"), status = $("#finder-status");
+    var chosen = { filter: "all", query: "" };
+    try {
+      var saved = JSON.parse(sessionStorage.getItem(FINDER_KEY) || "null");
+      if (saved && FILTERS[saved.filter]) chosen.filter = saved.filter;
+      if (saved && typeof saved.query === "string") chosen.query = saved.query.slice(0, 40);
+    } catch (e) { /* private mode or junk: start from all */ }
+    search.value = chosen.query;
+    var statusTimer = null, lastView = null;
+
+    function save() {
+      try { sessionStorage.setItem(FINDER_KEY, JSON.stringify(chosen)); } catch (e) { /* private mode */ }
+    }
+
+    function query() { return chosen.query.trim().replace(/^#/, "").trim(); }
+
+    function label(key) { return t("filter_" + key); }
+
+    function statusText(shown, total, elsewhere) {
+      var q = query();
+      if (!q && chosen.filter === "all") return t("finder_all", { total: total });
+      if (shown) return t("finder_shown", { shown: shown, total: total });
+      if (!q) return t("finder_empty", { filter: label(chosen.filter) });
+      if (elsewhere) return t("finder_elsewhere", { query: q, filter: label(chosen.filter) });
+      return t("finder_none", { query: q });
+    }
+
+    /* Show the tiles that match; returns the first one shown (or null). */
+    function apply(v, typing) {
+      if (!v) return null;
+      lastView = v;
+      var counts = {}, shown = 0, elsewhere = 0, first = null, q = query();
+      var keep = FILTERS[chosen.filter];
+      Object.keys(FILTERS).forEach(function (k) { counts[k] = 0; });
+      v.tiles.forEach(function (tile) {
+        Object.keys(FILTERS).forEach(function (k) { if (FILTERS[k](tile)) counts[k] += 1; });
+        var found = tileMatches(tile, q);
+        var show = found && keep(tile);
+        if (found && !show) elsewhere += 1;
+        if (show) { shown += 1; if (!first) first = tile.n; }
+        var li = rendered[tile.n];
+        if (!li) return;
+        if (!show && li.contains(document.activeElement)) show = true;   // not from under the focus
+        if (li.classList.contains("out") === show) {
+          li.classList.toggle("out", !show);
+          if (show) li.removeAttribute("aria-hidden"); else li.setAttribute("aria-hidden", "true");
+        }
+      });
+      buttons.forEach(function (b) {
+        var key = b.getAttribute("data-filter");
+        var count = b.querySelector(".count");
+        var text = " (" + counts[key] + ")";
+        if (count.textContent !== text) count.textContent = text;
+        var pressed = String(key === chosen.filter);
+        if (b.getAttribute("aria-pressed") !== pressed) b.setAttribute("aria-pressed", pressed);
+        b.classList.toggle("has-some", key === "alarms" && counts.alarms > 0);
+      });
+      var text = statusText(shown, v.tiles.length, elsewhere);
+      clearTimeout(statusTimer);
+      if (typing) {            // one announcement when the typing pauses, not one a key
+        statusTimer = setTimeout(function () { if (status.textContent !== text) status.textContent = text; }, 400);
+      } else if (status.textContent !== text) {
+        status.textContent = text;
+      }
+      return first;
+    }
+
+    buttons.forEach(function (b) {
+      b.addEventListener("click", function () {
+        chosen.filter = b.getAttribute("data-filter");
+        save();
+        apply(lastView || view, false);
+      });
+    });
+    search.addEventListener("input", function () {
+      chosen.query = search.value.slice(0, 40);
+      save();
+      apply(lastView || view, true);
+    });
+    $("#search-form").addEventListener("submit", function (ev) {
+      ev.preventDefault();                 // Enter: go to the (first) compartment found
+      var first = apply(lastView || view, false);
+      var btn = first === null ? null : list.querySelector('button[data-n="' + first + '"]');
+      if (!btn) return;
+      btn.scrollIntoView({ block: "center" });
+      btn.focus();
+    });
+    // a tile kept for the focus goes once the focus has left it
+    list.addEventListener("focusout", function () {
+      setTimeout(function () { apply(lastView || view, false); }, 0);
+    });
+
+    return { apply: apply };
   }
 
   /* ------------------------------------------------------------ loading */
