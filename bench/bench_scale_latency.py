@@ -3,7 +3,7 @@ process, with the daemon running:
 
 - accepted PIN -> first unlock frame on the bus: from
   ``controller.post(PinEntered)`` to the simulator having read the unlock
-  request off its side of the pty (``SimulatedKerongBus.on_unlock``, on the
+  request off its side of the pty (``SimulatedKerongBus.on_request``, on the
   simulator's thread).  The floor, measured right before and after each
   pickup, is one pty write -> read of the same 5 bytes (:class:`bench_pickup.Floor`);
   each pickup is paired with the mean of its two floor samples.
@@ -45,12 +45,12 @@ def latencies(config, runs=30, door_runs=40):
     sim, board, controller = daemon.simulator, daemon.controller.board, daemon.controller
     unlocked, unlocked_at = threading.Event(), [0.0]
 
-    def on_unlock(b, lock):
-        if not unlocked.is_set():
+    def on_request(frame):
+        if frame[2] == 0x31 and not unlocked.is_set():
             unlocked_at[0] = now()
             unlocked.set()
     for bus in sim.buses.values():
-        bus.on_unlock = on_unlock
+        bus.on_request = on_request
     handled = threading.Event()
     original = controller_mod.HANDLERS[msg.DoorChanged]
 

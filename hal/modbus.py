@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from bibbox.hal.kerong import open_serial
+from bibbox.hal.serial_link import open_serial
 from bibbox.hal.relays import RelayBank
 from bibbox.locker.domain.buses import NO_CHANNEL, board_id
 from bibbox.locker.domain.errors import HardwareError
