@@ -12,7 +12,7 @@ import os
 LOCKS_PER_BOARD = 16
 
 
-def locker_toml(doors, *, boards_per_bus=10, poll_s=0.09, locker_id=None):
+def locker_toml(doors, *, boards_per_bus=10, poll_s=0.08, idle_poll_s=0.9, locker_id=None):
     """The text of a simulated locker configuration with ``doors`` doors."""
     boards = -(-doors // LOCKS_PER_BOARD)
     buses = -(-boards // boards_per_bus)
@@ -26,6 +26,7 @@ def locker_toml(doors, *, boards_per_bus=10, poll_s=0.09, locker_id=None):
         on_bus = list(range(min(boards_per_bus, boards - b * boards_per_bus)))
         out.append(f'[[buses]]\nname = "rs485-{b}"\nkind = "kerong"\n'
                    f'port = "/dev/bibbox-locks-{b}"\nbaudrate = 19200\npoll_s = {poll_s}\n'
+                   f'idle_poll_s = {idle_poll_s}\n'
                    f'timeout_s = 0.1\nretries = 2\nhook_open_level = 0\nboards = {on_bus}\n')
     for i in range(doors):
         board = i // LOCKS_PER_BOARD

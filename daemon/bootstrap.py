@@ -245,15 +245,17 @@ def _build_bus(cfg, bus, port, **callbacks):
     if bus.kind == "kerong":
         from bibbox.hal.kerong import KerongBus
         return KerongBus(bus.name, port, {c.number: (c.board, c.lock) for c in mine},
-                         baudrate=bus.baudrate, poll_s=bus.poll_s, timeout_s=bus.timeout_s,
+                         baudrate=bus.baudrate, poll_s=bus.poll_s,
+                         idle_poll_s=bus.idle_poll_s, timeout_s=bus.timeout_s,
                          retries=bus.retries, hook_open_level=bus.hook_open_level,
                          item_present_level=bus.item_present_level,
                          pulse_s=cfg.timing.pulse_s, boards=bus.boards, **callbacks)
     from bibbox.hal.modbus import ModbusBus
     return ModbusBus(bus.name, port,
                      {c.number: (c.unit, c.coil, c.input) for c in mine},
-                     baudrate=bus.baudrate, poll_s=bus.poll_s, timeout_s=bus.timeout_s,
-                     retries=bus.retries, input_open_level=bus.input_open_level,
+                     baudrate=bus.baudrate, poll_s=bus.poll_s, idle_poll_s=bus.idle_poll_s,
+                     timeout_s=bus.timeout_s, retries=bus.retries,
+                     input_open_level=bus.input_open_level,
                      max_pulse_s=cfg.timing.pulse_s, max_coils=cfg.timing.max_coils,
                      units=bus.boards, **callbacks)
 

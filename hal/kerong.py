@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from bibbox.hal.serial_link import REPLY_LEN, Link, open_serial
+from bibbox.hal.serial_link import ACTIVE_S, REPLY_LEN, Link, next_poll_at, open_serial
 from bibbox.locker.domain.buses import board_id
 from bibbox.locker.domain.errors import HardwareError
 
@@ -54,7 +54,6 @@ MAX_GARBAGE = 64            # bytes read past a bad reply before giving up on it
 OFFLINE_POLL_S = 1.0        # a silent board is asked this often (once, no retries)
 REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
 JOIN_TIMEOUT_S = 2.0
-ACTIVE_S = 5.0              # a board is polled every poll_s this long after it last moved
 OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
 
 
@@ -260,8 +259,10 @@ class KerongBus:
 
     def _next_job(self):
         """(lock held) The next try to make, as (method, argument), or
-        (None, None) to wait: a due release, then an unlock, then the board
-        due first."""
+        (None, None) to wait: a due release, then an unlock, then the due
+        board that moves (due first), then the due board at rest (due
+        first) -- so a round of boards at rest never holds up a door that
+        moves by more than the one exchange on the wire."""
         now = time.monotonic()
         if self._link is None:
             return (self._open, None) if now >= self._reopen_at else (None, None)
@@ -269,10 +270,18 @@ class KerongBus:
             return self._release, heapq.heappop(self._releases)[1]
         if self._unlocks:
             return self._unlock, (self._unlocks.popleft(), self._dropped)
-        board = min(self._next_poll, key=self._next_poll.get, default=None)
-        if board is not None and self._next_poll[board] <= now:
-            return self._poll, board
-        return None, None
+        moving = resting = None
+        next_poll, active_until = self._next_poll, self._active_until
+        for board, due in next_poll.items():
+            if due > now:
+                continue
+            if active_until[board] > now:
+                if moving is None or due < next_poll[moving]:
+                    moving = board
+            elif resting is None or due < next_poll[resting]:
+                resting = board
+        board = moving if moving is not None else resting
+        return (None, None) if board is None else (self._poll, board)
 
     _reopen_at = 0.0
 
@@ -343,16 +352,9 @@ class KerongBus:
             self._first_round.set()
 
     def _next_due(self, board, now):
-        """(lock held) When to ask ``board`` again after a reply: ``poll_s``
-        after the last due time while active (later if the bus fell behind);
-        at rest, the next tick of the bus's ``idle_poll_s`` grid (not one
-        this instant, which float rounding can make of the tick just served)."""
-        idle = self._idle_poll_s
-        if now >= self._active_until[board] and idle > self._poll_s:
-            tick = (now // idle + 1) * idle
-            return tick if tick > now + 0.001 else tick + idle
-        due = self._next_poll[board] + self._poll_s
-        return due if due > now else now + self._poll_s
+        """(lock held) When to ask ``board`` again after a reply."""
+        return next_poll_at(self._next_poll[board], now, now < self._active_until[board],
+                            self._poll_s, self._idle_poll_s)
 
     def _unlock(self, job):
         """One try of an unlock; a failed try that has tries left goes to the

@@ -1,5 +1,6 @@
-"""One request, one reply, over a serial port: the I/O under
-:class:`~bibbox.hal.kerong.KerongBus`."""
+"""What the lock-board bus drivers share: one request and its reply over a
+serial port (:class:`Link`, under :class:`~bibbox.hal.kerong.KerongBus`),
+and when to poll a board next (:func:`next_poll_at`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,20 @@ import select
 import time
 
 REPLY_LEN = 9               # a Kerong status reply
+ACTIVE_S = 5.0              # a board is polled every poll_s this long after it last moved
+
+
+def next_poll_at(due, now, active, poll_s, idle_poll_s):
+    """When to ask a board again after its reply at ``now`` (it was due at
+    ``due``): ``poll_s`` after ``due`` while ``active`` (``poll_s`` after
+    ``now`` if the bus fell behind); at rest, the next tick of one grid of
+    ``idle_poll_s`` that every board at rest shares, so a quiet bus wakes
+    once a round, not once a board (never the tick just served, which float
+    rounding can put a hair after ``now``)."""
+    if not active and idle_poll_s > poll_s:
+        tick = (now // idle_poll_s + 1) * idle_poll_s
+        return tick if tick > now + 0.001 else tick + idle_poll_s
+    return due + poll_s if due + poll_s > now else now + poll_s
 
 
 def open_serial(port, baudrate, timeout_s):
