@@ -40,7 +40,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from bibbox.hal.serial_link import ACTIVE_S, REPLY_LEN, Link, next_poll_at, open_serial
 from bibbox.locker.domain.buses import board_id
@@ -77,9 +77,9 @@ def status_reply(board: int, hooks: int, infrared: int, lock: int = 0) -> bytes:
     return body + bytes((checksum(body),))
 
 
-@dataclass(frozen=True)
-class BoardStatus:
-    """One status reply: bit ``i`` of ``hooks``/``infrared`` is lock ``i``."""
+class BoardStatus(NamedTuple):
+    """One status reply: bit ``i`` of ``hooks``/``infrared`` is lock ``i``.
+    (A named tuple: one is made every poll, and a tuple is the cheapest.)"""
     board: int
     hooks: int
     infrared: int
@@ -121,7 +121,9 @@ class KerongBus:
     run on the bus thread; exceptions they raise are logged and ignored.
     ``idle_poll_s`` (at least ``poll_s``; None: ``poll_s``) is the poll
     period of a board at rest.  The constructor returns after every board
-    was asked once (or the port failed), so :meth:`read_all` has the doors."""
+    was asked once (or the port failed), so :meth:`read_all` has the doors;
+    with ``wait=False`` at once, and :meth:`wait_first_round` does the
+    waiting (so several buses make their first rounds side by side)."""
 
     def __init__(self, name: str, port: str, locks: Mapping[int, tuple[int, int]], *,
                  baudrate: int = 19200, poll_s: float = 0.08, timeout_s: float = 0.1,
@@ -132,7 +134,7 @@ class KerongBus:
                  on_door_change: Callable[[int, bool], object] = lambda c, o: None,
                  on_item: Callable[[int, bool], object] = lambda c, p: None,
                  on_board: Callable[[str, bool, tuple], object] = lambda b, o, c: None,
-                 opener=open_serial):
+                 opener=open_serial, wait: bool = True):
         self.name, self.port_name = name, port
         self._locks = dict(locks)
         self._by_board: dict[int, dict[int, int]] = {b: {} for b in boards}
@@ -170,8 +172,14 @@ class KerongBus:
         self._thread = threading.Thread(target=self._run, name=f"bibbox-kerong-{name}",
                                         daemon=True)
         self._thread.start()
-        bound = len(self._by_board) * self._tries * 2 * (timeout_s + 0.05) + 1.0
-        self._first_round.wait(bound)
+        if wait:
+            self.wait_first_round()
+
+    def wait_first_round(self) -> None:
+        """Return once every board was asked once (or the port failed), or
+        after the longest that can take."""
+        self._first_round.wait(len(self._by_board) * self._tries * 2 * (self._timeout_s + 0.05)
+                               + 1.0)
 
     # -- the port (LockDriver) ------------------------------------------------------
     def pulse(self, compartment: int, seconds: float) -> None:

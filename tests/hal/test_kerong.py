@@ -214,6 +214,15 @@ def test_a_failing_callback_does_not_stop_the_bus(sim):
         bus.close()
 
 
+def test_an_unchanged_board_calls_nothing(sim, driver, events):
+    """Polls that find nothing new wake nobody: no callback, so no message
+    to the controller."""
+    wait_until(lambda: len(events.of("door")) == len(LOCKS), what="the doors at start")
+    before, polls = list(events.items), len(sim.requests)
+    wait_until(lambda: len(sim.requests) >= polls + 20, what="twenty more polls")
+    assert events.items == before
+
+
 def test_the_module_keeps_no_timer_per_door():
     assert "Timer" not in open(kerong.__file__).read()
 
