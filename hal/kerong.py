@@ -51,6 +51,7 @@ log = logging.getLogger("bibbox.kerong")
 STX, ETX = 0x02, 0x03
 CMD_STATUS, CMD_UNLOCK, REPLY_STATUS = 0x30, 0x31, 0x35
 MAX_GARBAGE = 64            # bytes read past a bad reply before giving up on it
+MAX_DEFER_S = 0.5           # a poll at rest waits for the boards that move at most this long
 OFFLINE_POLL_S = 1.0        # a silent board is asked this often (once, no retries)
 REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
 JOIN_TIMEOUT_S = 2.0
@@ -141,6 +142,7 @@ class KerongBus:
         for compartment, (board, lock) in self._locks.items():
             self._by_board.setdefault(board, {})[lock] = compartment
         self._baudrate, self._poll_s, self._timeout_s = baudrate, poll_s, timeout_s
+        self._exchange_s = (5 + REPLY_LEN) * 10 / baudrate + 0.002    # on the wire, + turnaround
         self._idle_poll_s = poll_s if idle_poll_s is None else max(poll_s, idle_poll_s)
         self._active_until = dict.fromkeys(self._by_board, 0.0)   # fast polls until then
         self._status_frames = {b: request(b, 0, CMD_STATUS) for b in self._by_board}
@@ -252,8 +254,8 @@ class KerongBus:
                     if self._closed:
                         return
                     job, arg = self._next_job()
-                    if job is None:
-                        self._cond.wait(self._idle_wait())
+                    if job is None:                  # arg: when there is something to do
+                        self._cond.wait(max(0.0, arg - time.monotonic()))
                         continue
                 try:
                     job(arg)
@@ -267,38 +269,45 @@ class KerongBus:
 
     def _next_job(self):
         """(lock held) The next try to make, as (method, argument), or
-        (None, None) to wait: a due release, then an unlock, then the due
-        board that moves (due first), then the due board at rest (due
-        first) -- so a round of boards at rest never holds up a door that
-        moves by more than the one exchange on the wire."""
+        (None, when) to wait until ``when``: a due release, then an unlock,
+        then the due board that moves (due first), then the due board at
+        rest (due first) -- unless its try could still be on the wire when
+        a board that moves is due (one exchange; ``timeout_s`` for a silent
+        board), and it is late by less than ``MAX_DEFER_S``.  So a round at
+        rest, or a silent board's probe, does not hold up a door that moves."""
         now = time.monotonic()
         if self._link is None:
-            return (self._open, None) if now >= self._reopen_at else (None, None)
+            return (self._open, None) if now >= self._reopen_at else (None, self._reopen_at)
         if self._releases and self._releases[0][0] <= now:
             return self._release, heapq.heappop(self._releases)[1]
         if self._unlocks:
             return self._unlock, (self._unlocks.popleft(), self._dropped)
         moving = resting = None
+        soonest = moving_due = now + 60.0
         next_poll, active_until = self._next_poll, self._active_until
         for board, due in next_poll.items():
             if due > now:
-                continue
-            if active_until[board] > now:
+                soonest = min(soonest, due)
+                if active_until[board] > now:
+                    moving_due = min(moving_due, due)
+            elif active_until[board] > now:
                 if moving is None or due < next_poll[moving]:
                     moving = board
             elif resting is None or due < next_poll[resting]:
                 resting = board
-        board = moving if moving is not None else resting
-        return (None, None) if board is None else (self._poll, board)
+        if moving is not None:
+            return self._poll, moving
+        if resting is not None:
+            lasts = (self._exchange_s if self._online[resting] and not self._poll_tries[resting]
+                     else self._timeout_s)
+            if moving_due - now >= lasts or now - next_poll[resting] >= MAX_DEFER_S:
+                return self._poll, resting
+            soonest = moving_due
+        if self._releases:
+            soonest = min(soonest, self._releases[0][0])
+        return None, soonest
 
     _reopen_at = 0.0
-
-    def _idle_wait(self):
-        due = self._reopen_at if self._link is None else min(self._next_poll.values(),
-                                                              default=time.monotonic() + 60)
-        if self._releases:
-            due = min(due, self._releases[0][0])
-        return max(0.0, due - time.monotonic())
 
     def _open(self, _=None):
         try:
