@@ -166,6 +166,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--sizes", default="6,48,200,500")
+    parser.add_argument("--pin-rest", type=float, default=0.0, metavar="S",
+                        help="wait S s at the PIN screen of each pickup (5.5: every board at "
+                             "rest again, as at a locker not emptied patron after patron)")
+    parser.add_argument("--pickups", type=int, default=30)
     args = parser.parse_args(argv)
     env = installed_env()
     load0 = os.getloadavg()
@@ -175,13 +179,15 @@ def main(argv=None):
             config = lockers.write_locker(doors, directory)
             ready, cpu, sim_cpu, rss = run_idle(config, args.seconds, env)
             idle_us, state_us, reconnect = core_turn(config)
-            lat = bench_scale_latency.latencies(config)
+            lat = bench_scale_latency.latencies(config, runs=args.pickups,
+                                                pin_rest_s=args.pin_rest)
             rows.append((doors, ready, cpu, sim_cpu, rss, idle_us, state_us, reconnect, lat))
             print(f"{doors} doors done (load {os.getloadavg()[0]:.2f})", file=sys.stderr)
     children, threads = leftovers()
     print(f"bibbox at scale: {os.cpu_count()} CPUs, load {load0[0]:.2f} before and "
           f"{os.getloadavg()[0]:.2f} after (the machine is shared: figures include "
-          f"its noise); {args.seconds:.0f} s idle a size; left behind: "
+          f"its noise); {args.seconds:.0f} s idle a size; {args.pickups} pickups, "
+          f"{args.pin_rest:g} s at each PIN screen; left behind: "
           f"{len(children)} child processes, {len(threads)} bus threads")
     print("| doors | start -> serving | idle CPU, % of a core (without the simulator) | "
           "RSS max | idle turn | state snapshot | bytes per reconnect (session resumed) | "

@@ -45,8 +45,10 @@ def p99(values):
     return values[min(len(values) - 1, int(0.99 * len(values)))] * 1e3 if values else float("nan")
 
 
-def latencies(config, runs=30, door_runs=40, rest_runs=3):
-    """The :class:`Latencies` of the locker in ``config``."""
+def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0):
+    """The :class:`Latencies` of the locker in ``config``; with ``pin_rest_s``
+    (> ACTIVE_S) every PIN comes when every board is at rest again, as at a
+    locker that is not emptied by one patron after the other."""
     import logging
     from bibbox.daemon.cli import demo_daemon
     from bibbox.locker.app import controller as controller_mod
@@ -86,6 +88,7 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3):
             before = floor.sample(frame)[0]
             sim.write_card(card.encode() + b"\r")
             view, _ = wait_view(board, view, lambda v: v["screen"] == "pin")
+            time.sleep(pin_rest_s)
             unlocked.clear()
             posted = now()
             controller.post(PinEntered(PIN))
