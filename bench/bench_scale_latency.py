@@ -1,28 +1,43 @@
-"""The two latencies of :mod:`bench_scale` on a simulated Kerong locker, in
+"""The latencies of :mod:`bench_scale` on a simulated Kerong locker, in
 process, with the daemon running:
 
 - accepted PIN -> first unlock frame on the bus: from
   ``controller.post(PinEntered)`` to the simulator having read the unlock
-  request off its side of the pty (``SimulatedKerongBus.on_unlock``, on the
+  request off its side of the pty (``SimulatedKerongBus.on_request``, on the
   simulator's thread).  The floor, measured right before and after each
   pickup, is one pty write -> read of the same 5 bytes (:class:`bench_pickup.Floor`);
   each pickup is paired with the mean of its two floor samples.
 - door change on a board -> controller: from ``set_door`` on the simulated
-  board to the controller's DoorChanged handler having returned.
+  board to the controller's DoorChanged handler having returned, for a door
+  on the last board of the fullest bus (10 boards from 160 doors on), while
+  its board is polled fast (the door moved within the last 5 s);
+- the same for a door forced while its board is at rest (nothing moved for
+  more than 5 s): polled every ``idle_poll_s``; a few samples, the maximum.
 
 Asserts nothing.  A paired difference <= 0 is noise, never a target met.
 """
 
 from __future__ import annotations
 
+import random
 import tempfile
 import threading
 import time
+from typing import NamedTuple
 
 import bench_pickup
 from bench_pickup import PIN, Floor, place, seed, wait_view
 
 now = time.perf_counter
+ACTIVE_S = 5.0               # bibbox.hal.serial_link.ACTIVE_S: how long a moved board is polled fast
+
+
+class Latencies(NamedTuple):
+    pin_ms: float            # PIN -> unlock frame p99
+    floor_ms: float          # the floor's p99
+    paired_ms: float         # paired difference p99
+    door_ms: float           # door -> controller p99, board polled fast
+    rest_ms: float           # forced door at rest -> controller, max
 
 
 def p99(values):
@@ -30,39 +45,42 @@ def p99(values):
     return values[min(len(values) - 1, int(0.99 * len(values)))] * 1e3 if values else float("nan")
 
 
-def latencies(config, runs=30, door_runs=40):
-    """(PIN -> unlock frame p99 ms, floor p99 ms, paired difference p99 ms,
-    door -> controller p99 ms)."""
+def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0):
+    """The :class:`Latencies` of the locker in ``config``; with ``pin_rest_s``
+    (> ACTIVE_S) every PIN comes when every board is at rest again, as at a
+    locker that is not emptied by one patron after the other."""
     import logging
     from bibbox.daemon.cli import demo_daemon
     from bibbox.locker.app import controller as controller_mod
     from bibbox.locker.domain import messages as msg
     from bibbox.locker.domain.messages import KioskAction, PinEntered
     logging.disable(logging.WARNING)
-    daemon = demo_daemon(tempfile.mkdtemp(prefix="bench-scale-lat-"), port=0, config=config)
-    patrons = seed(daemon, runs)
-    daemon.start()
-    sim, board, controller = daemon.simulator, daemon.controller.board, daemon.controller
-    unlocked, unlocked_at = threading.Event(), [0.0]
-
-    def on_unlock(b, lock):
-        if not unlocked.is_set():
-            unlocked_at[0] = now()
-            unlocked.set()
-    for bus in sim.buses.values():
-        bus.on_unlock = on_unlock
-    handled = threading.Event()
+    state = tempfile.TemporaryDirectory(prefix="bench-scale-lat-")
+    daemon = demo_daemon(state.name, port=0, config=config)
     original = controller_mod.HANDLERS[msg.DoorChanged]
-
-    def timed(locker, item):
-        original(locker, item)
-        handled.set()
-    controller_mod.HANDLERS[msg.DoorChanged] = timed
-    floor = Floor(19200, 0.1)
-    numbers = sorted(sim.on_board)
-    pin_s, floor_s, door_s = [], [], []
-    frame = bytes.fromhex("0200300335")
+    floor = None
     try:
+        patrons = seed(daemon, runs)
+        daemon.start()
+        sim, board, controller = daemon.simulator, daemon.controller.board, daemon.controller
+        unlocked, unlocked_at = threading.Event(), [0.0]
+
+        def on_request(frame):
+            if frame[2] == 0x31 and not unlocked.is_set():
+                unlocked_at[0] = now()
+                unlocked.set()
+        for bus in sim.buses.values():
+            bus.on_request = on_request
+        handled = threading.Event()
+
+        def timed(locker, item):
+            original(locker, item)
+            handled.set()
+        controller_mod.HANDLERS[msg.DoorChanged] = timed
+        floor = Floor(19200, 0.1)
+        numbers = sorted(sim.on_board)
+        pin_s, floor_s, door_s, rest_s = [], [], [], []
+        frame = bytes.fromhex("0200300335")
         for i, (card, patron_hash) in enumerate(patrons):
             compartment = numbers[(i * 17) % len(numbers)]
             place(daemon, i, patron_hash, compartment)
@@ -70,6 +88,7 @@ def latencies(config, runs=30, door_runs=40):
             before = floor.sample(frame)[0]
             sim.write_card(card.encode() + b"\r")
             view, _ = wait_view(board, view, lambda v: v["screen"] == "pin")
+            time.sleep(pin_rest_s)
             unlocked.clear()
             posted = now()
             controller.post(PinEntered(PIN))
@@ -84,20 +103,40 @@ def latencies(config, runs=30, door_runs=40):
             view, _ = wait_view(board, view, lambda v: v["screen"] == "receipt")
             controller.post(KioskAction("cancel"))
             wait_view(board, view, lambda v: v["screen"] == "idle")
-        compartment = numbers[-1]
-        for run in range(door_runs):
-            time.sleep(0.3 + 0.013 * (run % 7))      # not in step with the poll period
+
+        def where(number):
+            bus, board_no, lock = sim.on_board[number]
+            return len(bus.boards), board_no, lock
+        compartment = max(numbers, key=where)          # last board of the fullest bus
+
+        def door_latency(open_):
             handled.clear()
             t0 = now()
-            sim.set_door(compartment, run % 2 == 0)
-            if handled.wait(5.0):
-                door_s.append(now() - t0)
+            sim.set_door(compartment, open_)
+            return now() - t0 if handled.wait(5.0) else None
+        door_latency(True)                             # its board moves from now on
+        door_latency(False)
+        phases = random.Random(11)                     # any phase of the poll period alike
+        for run in range(door_runs):
+            time.sleep(0.3 + phases.uniform(0.0, 0.1))
+            door_s.append(door_latency(run % 2 == 0))
+        if sim.door_is_open(compartment):
+            door_latency(False)
+        for run in range(rest_runs):
+            time.sleep(ACTIVE_S + 0.5 + 0.17 * run)  # the board is at rest again
+            rest_s.append(door_latency(True))
+            time.sleep(0.2)
+            door_latency(False)
     finally:
         controller_mod.HANDLERS[msg.DoorChanged] = original
-        floor.close()
+        if floor is not None:
+            floor.close()
         daemon.stop()
+        state.cleanup()
     paired = [p - f for p, f in zip(pin_s, floor_s)]
-    return p99(pin_s), p99(floor_s), p99(paired), p99(door_s)
+    return Latencies(p99(pin_s), p99(floor_s), p99(paired),
+                     p99([d for d in door_s if d is not None]),
+                     max((r for r in rest_s if r is not None), default=float("nan")) * 1e3)
 
 
 del bench_pickup

@@ -203,12 +203,17 @@ def build_lock_hardware(cfg, *, on_fired=None, on_released=None, on_door_change=
         if gpio:
             hardware.parts.append(_build_gpio(cfg, factory, on_fired, on_released,
                                               on_door_change, on_item, hardware.parts))
+        kerong = []                         # their first rounds run side by side
         for bus in cfg.buses:
             port = simulator.bus_path(bus.name) if simulator is not None else bus.port
             hardware.parts.append(_build_bus(cfg, bus, port, on_fired=on_fired,
                                              on_released=on_released,
                                              on_door_change=on_door_change,
                                              on_item=on_item, on_board=on_board))
+            if bus.kind == "kerong":
+                kerong.append(hardware.parts[-1])
+        for part in kerong:
+            part.wait_first_round()
         hardware.locks = LockDrivers(hardware.parts)
     except BaseException:
         hardware.close()
@@ -245,15 +250,18 @@ def _build_bus(cfg, bus, port, **callbacks):
     if bus.kind == "kerong":
         from bibbox.hal.kerong import KerongBus
         return KerongBus(bus.name, port, {c.number: (c.board, c.lock) for c in mine},
-                         baudrate=bus.baudrate, poll_s=bus.poll_s, timeout_s=bus.timeout_s,
+                         baudrate=bus.baudrate, poll_s=bus.poll_s,
+                         idle_poll_s=bus.idle_poll_s, timeout_s=bus.timeout_s,
                          retries=bus.retries, hook_open_level=bus.hook_open_level,
                          item_present_level=bus.item_present_level,
-                         item_sensors=bus.item_sensors, pulse_s=cfg.timing.pulse_s, boards=bus.boards, **callbacks)
+                         item_sensors=bus.item_sensors, pulse_s=cfg.timing.pulse_s,
+                         boards=bus.boards, wait=False, **callbacks)
     from bibbox.hal.modbus import ModbusBus
     return ModbusBus(bus.name, port,
                      {c.number: (c.unit, c.coil, c.input) for c in mine},
-                     baudrate=bus.baudrate, poll_s=bus.poll_s, timeout_s=bus.timeout_s,
-                     retries=bus.retries, input_open_level=bus.input_open_level,
+                     baudrate=bus.baudrate, poll_s=bus.poll_s, idle_poll_s=bus.idle_poll_s,
+                     timeout_s=bus.timeout_s, retries=bus.retries,
+                     input_open_level=bus.input_open_level,
                      max_pulse_s=cfg.timing.pulse_s, max_coils=cfg.timing.max_coils,
                      units=bus.boards, **callbacks)
 

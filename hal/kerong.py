@@ -15,14 +15,21 @@ The protocol, as this driver speaks it (defaults 19200 8N1; see
   open, and nothing but ``31`` can open one.
 
 :class:`KerongBus` owns one serial port and one thread.  One request is in
-flight at a time; an unlock goes before the next poll; every board is asked
-for its status every ``poll_s``.  A request that gets no valid reply (none,
+flight at a time, and every try of a request is one job: an unlock goes
+before the next job, so it waits at most for the exchange already on the
+wire (14 bytes, 7.3 ms at 19200 baud; ``timeout_s`` if that board is silent),
+never for the rest of a poll round or for a silent board's retries.  A board
+is asked for its status every ``poll_s`` while it is active (a door of it
+moved, is open, or was unlocked in the last ``ACTIVE_S`` seconds) and every
+``idle_poll_s`` at rest; boards at rest share one grid, so a quiet bus wakes
+once a round, not once a board.  A request that gets no valid reply (none,
 garbage, a wrong checksum, another board's reply, a late one) is tried
 ``retries`` more times; then the board counts as offline (``on_board`` ->
 ``BoardOnline(False)``, its doors "unknown") and is asked once a second until
 it answers.  A port that fails (unplugged) is closed and reopened with
 backoff, every board on it offline meanwhile.  ``all_off()`` and ``close()``
-send nothing at all.  No timer or thread per door: idle cost is the polling.
+send nothing at all.  No timer or thread per door: idle cost is the polling,
+and an unchanged status reply calls nothing.
 """
 
 from __future__ import annotations
@@ -33,8 +40,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
+from bibbox.hal.serial_link import ACTIVE_S, REPLY_LEN, Link, next_poll_at, open_serial
 from bibbox.locker.domain.buses import board_id
 from bibbox.locker.domain.errors import HardwareError
 
@@ -42,12 +50,11 @@ log = logging.getLogger("bibbox.kerong")
 
 STX, ETX = 0x02, 0x03
 CMD_STATUS, CMD_UNLOCK, REPLY_STATUS = 0x30, 0x31, 0x35
-REPLY_LEN = 9
 MAX_GARBAGE = 64            # bytes read past a bad reply before giving up on it
+MAX_DEFER_S = 0.5           # a poll at rest waits for the boards that move at most this long
 OFFLINE_POLL_S = 1.0        # a silent board is asked this often (once, no retries)
 REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
 JOIN_TIMEOUT_S = 2.0
-ACTIVE_S = 5.0              # fast polling lasts this long after the last sign of movement
 OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
 
 
@@ -71,9 +78,9 @@ def status_reply(board: int, hooks: int, infrared: int, lock: int = 0) -> bytes:
     return body + bytes((checksum(body),))
 
 
-@dataclass(frozen=True)
-class BoardStatus:
-    """One status reply: bit ``i`` of ``hooks``/``infrared`` is lock ``i``."""
+class BoardStatus(NamedTuple):
+    """One status reply: bit ``i`` of ``hooks``/``infrared`` is lock ``i``.
+    (A named tuple: one is made every poll, and a tuple is the cheapest.)"""
     board: int
     hooks: int
     infrared: int
@@ -109,22 +116,20 @@ def _quiet(callback, *args):
                       args)
 
 
-def open_serial(port, baudrate, timeout_s):
-    import serial
-    return serial.serial_for_url(port, baudrate=baudrate, bytesize=8, parity="N",
-                                 stopbits=1, timeout=timeout_s, write_timeout=timeout_s)
-
-
 class KerongBus:
     """The KR-CU16 boards on one RS485 port.  ``locks`` maps compartment ->
     (board, lock).  Callbacks (see :class:`~bibbox.locker.domain.ports.LockDriver`)
     run on the bus thread; exceptions they raise are logged and ignored.
-    The constructor returns after every board was asked once (or the port
-    failed), so :meth:`read_all` has the doors (and :meth:`items` the IR
-    item sensors when ``item_sensors`` is True: boards fitted with them)."""
+    ``idle_poll_s`` (at least ``poll_s``; None: ``poll_s``) is the poll
+    period of a board at rest.  The constructor returns after every board
+    was asked once (or the port failed), so :meth:`read_all` has the doors
+    (and :meth:`items` the IR item sensors when ``item_sensors`` is True:
+    boards fitted with them); with ``wait=False`` at once, and
+    :meth:`wait_first_round` does the waiting (so several buses make their
+    first rounds side by side)."""
 
     def __init__(self, name: str, port: str, locks: Mapping[int, tuple[int, int]], *,
-                 baudrate: int = 19200, poll_s: float = 0.09, timeout_s: float = 0.1,
+                 baudrate: int = 19200, poll_s: float = 0.08, timeout_s: float = 0.1,
                  retries: int = 2, hook_open_level: int = 0, item_present_level: int = 1,
                  item_sensors: bool = False, pulse_s: float = 0.8, boards=(), idle_poll_s: float | None = None,
                  on_fired: Callable[[int, float], object] = lambda c, s: None,
@@ -132,15 +137,16 @@ class KerongBus:
                  on_door_change: Callable[[int, bool], object] = lambda c, o: None,
                  on_item: Callable[[int, bool], object] = lambda c, p: None,
                  on_board: Callable[[str, bool, tuple], object] = lambda b, o, c: None,
-                 opener=open_serial):
+                 opener=open_serial, wait: bool = True):
         self.name, self.port_name = name, port
         self._locks = dict(locks)
         self._by_board: dict[int, dict[int, int]] = {b: {} for b in boards}
         for compartment, (board, lock) in self._locks.items():
             self._by_board.setdefault(board, {})[lock] = compartment
         self._baudrate, self._poll_s, self._timeout_s = baudrate, poll_s, timeout_s
+        self._exchange_s = (5 + REPLY_LEN) * 10 / baudrate + 0.002    # on the wire, + turnaround
         self._idle_poll_s = poll_s if idle_poll_s is None else max(poll_s, idle_poll_s)
-        self._active_until = 0.0       # poll every poll_s until then (see _period)
+        self._active_until = dict.fromkeys(self._by_board, 0.0)   # fast polls until then
         self._status_frames = {b: request(b, 0, CMD_STATUS) for b in self._by_board}
         self._masks = {b: sum(1 << lock for lock in locks) for b, locks in self._by_board.items()}
         self._seen: dict[int, tuple[int, int]] = {}    # board -> (hooks, infrared) taken
@@ -154,22 +160,31 @@ class KerongBus:
         self._opener = opener
         self._cond = threading.Condition()
         self._unlocks: deque[int] = deque()
+        self._unlock_tries: dict[int, int] = {}      # compartment -> tries made so far
+        self._dropped = 0              # all_off()/close() calls: a retry queued before one is void
         self._releases: list[tuple[float, int]] = []
         self._energised: set[int] = set()
         self._next_poll = dict.fromkeys(self._by_board, 0.0)
+        self._poll_tries = dict.fromkeys(self._by_board, 0)    # tries of the poll under way
         self._online: dict[int, bool | None] = dict.fromkeys(self._by_board)
         self._doors = dict.fromkeys(self._locks, UNKNOWN)
         self._items: dict[int, bool] = {}
         self.errors: dict[int, int] = dict.fromkeys(self._by_board, 0)
-        self._port = None
+        self._link: Link | None = None
         self._reopen_s = REOPEN_FIRST_S
         self._closed = False
         self._first_round = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"bibbox-kerong-{name}",
                                         daemon=True)
         self._thread.start()
-        bound = len(self._by_board) * self._tries * 2 * (timeout_s + 0.05) + 1.0
-        self._first_round.wait(bound)
+        if wait:
+            self.wait_first_round()
+
+    def wait_first_round(self) -> None:
+        """Return once every board was asked once (or the port failed), or
+        after the longest that can take."""
+        self._first_round.wait(len(self._by_board) * self._tries * 2 * (self._timeout_s + 0.05)
+                               + 1.0)
 
     # -- the port (LockDriver) ------------------------------------------------------
     def pulse(self, compartment: int, seconds: float) -> None:
@@ -207,11 +222,12 @@ class KerongBus:
             return {c: c in self._energised for c in self._locks}
 
     def all_off(self) -> None:
-        """Drop queued unlocks.  Sends nothing: a board's pulse ends by itself."""
+        """Drop queued unlocks and their retries.  Sends nothing: a board's
+        pulse ends by itself."""
         with self._cond:
             if self._unlocks:
                 log.warning("bus %s: dropped queued unlocks of %s", self.name, list(self._unlocks))
-            self._unlocks.clear()
+            self._drop_unlocks()
 
     def close(self) -> None:
         """Stop the thread and close the port, sending nothing.  Idempotent."""
@@ -219,7 +235,7 @@ class KerongBus:
             if self._closed:
                 return
             self._closed = True
-            self._unlocks.clear()
+            self._drop_unlocks()
             self._cond.notify()
         if self._thread is not threading.current_thread():
             self._thread.join(JOIN_TIMEOUT_S)
@@ -228,6 +244,11 @@ class KerongBus:
             _quiet(self._on_released, compartment)
         self._energised.clear()
 
+    def _drop_unlocks(self):
+        self._unlocks.clear()
+        self._unlock_tries.clear()
+        self._dropped += 1
+
     # -- the bus thread ---------------------------------------------------------------
     def _run(self):
         try:
@@ -235,12 +256,12 @@ class KerongBus:
                 with self._cond:
                     if self._closed:
                         return
-                    job = self._next_job()
-                    if job is None:
-                        self._cond.wait(self._idle_wait())
+                    job, arg = self._next_job()
+                    if job is None:                  # arg: when there is something to do
+                        self._cond.wait(max(0.0, arg - time.monotonic()))
                         continue
                 try:
-                    job()
+                    job(arg)
                 except BusDown as exc:
                     self._bus_down(exc)
         except BaseException:
@@ -250,35 +271,51 @@ class KerongBus:
             self._first_round.set()
 
     def _next_job(self):
-        """The next thing to do (lock held), or None to wait."""
+        """(lock held) The next try to make, as (method, argument), or
+        (None, when) to wait until ``when``: a due release, then an unlock,
+        then the due board that moves (due first), then the due board at
+        rest (due first) -- unless its try could still be on the wire when
+        a board that moves is due (one exchange; ``timeout_s`` for a silent
+        board), and it is late by less than ``MAX_DEFER_S``.  So a round at
+        rest, or a silent board's probe, does not hold up a door that moves."""
         now = time.monotonic()
-        if self._port is None:
-            if now < self._reopen_at:
-                return None
-            return self._open
+        if self._link is None:
+            return (self._open, None) if now >= self._reopen_at else (None, self._reopen_at)
         if self._releases and self._releases[0][0] <= now:
-            compartment = heapq.heappop(self._releases)[1]
-            self._energised.discard(compartment)
-            return lambda: _quiet(self._on_released, compartment)
+            return self._release, heapq.heappop(self._releases)[1]
         if self._unlocks:
-            compartment = self._unlocks.popleft()
-            return lambda: self._unlock(compartment)
-        board = min(self._next_poll, key=self._next_poll.get, default=None)
-        if board is not None and self._next_poll[board] <= now:
-            return lambda: self._poll(board)
-        return None
+            return self._unlock, (self._unlocks.popleft(), self._dropped)
+        moving = resting = None
+        soonest = moving_due = now + 60.0
+        next_poll, active_until = self._next_poll, self._active_until
+        for board, due in next_poll.items():
+            if due > now:
+                soonest = min(soonest, due)
+                if active_until[board] > now:
+                    moving_due = min(moving_due, due)
+            elif active_until[board] > now:
+                if moving is None or due < next_poll[moving]:
+                    moving = board
+            elif resting is None or due < next_poll[resting]:
+                resting = board
+        if moving is not None:
+            return self._poll, moving
+        if resting is not None:
+            lasts = (self._exchange_s if self._online[resting] and not self._poll_tries[resting]
+                     else self._timeout_s)
+            if moving_due - now >= lasts or now - next_poll[resting] >= MAX_DEFER_S:
+                return self._poll, resting
+            soonest = moving_due
+        if self._releases:
+            soonest = min(soonest, self._releases[0][0])
+        return None, soonest
 
     _reopen_at = 0.0
 
-    def _idle_wait(self):
-        times = [t for t, _ in self._releases[:1]]
-        times.append(self._reopen_at if self._port is None else
-                     min(self._next_poll.values(), default=time.monotonic() + 60))
-        return max(0.0, min(times) - time.monotonic())
-
-    def _open(self):
+    def _open(self, _=None):
         try:
-            self._port = self._opener(self.port_name, self._baudrate, self._timeout_s)
+            self._link = Link(self._opener(self.port_name, self._baudrate, self._timeout_s),
+                              self._timeout_s)
         except Exception as exc:
             self._bus_down(exc)
             return
@@ -294,95 +331,116 @@ class KerongBus:
             self._reopen_s = min(self._reopen_s * 2, REOPEN_MAX_S)
             for board in self._next_poll:
                 self._next_poll[board] = 0.0
+                self._poll_tries[board] = 0
         for board in list(self._online):
             self._set_online(board, False)
         self._first_round.set()
 
     def _close_port(self):
-        port, self._port = self._port, None
-        if port is not None:
+        link, self._link = self._link, None
+        if link is not None:
             try:
-                port.close()
+                link.close()
             except Exception:
                 log.debug("bus %s: closing the port failed", self.name, exc_info=True)
 
+    def _release(self, compartment):
+        with self._cond:
+            self._energised.discard(compartment)
+        _quiet(self._on_released, compartment)
+
     def _poll(self, board):
-        online = self._online[board] is not False
-        status = self._exchange(board, 0, CMD_STATUS, self._tries if online else 1)
+        """One try of a status request; a failed try that has tries left is
+        due again at once (behind any unlock and any board due before it)."""
+        tries = self._tries if self._online[board] is not False else 1
+        tried = self._poll_tries[board] + 1
+        status = self._exchange(board, self._status_frames[board], tried, tries)
         now = time.monotonic()
         with self._cond:
-            if status is None:
+            self._poll_tries[board] = tried if status is None and tried < tries else 0
+            if status is not None:
+                self._next_poll[board] = self._next_due(board, now)
+            elif tried < tries:
+                self._next_poll[board] = now
+            else:
                 self._next_poll[board] = now + OFFLINE_POLL_S
-            else:                    # keep the period; a bus that falls behind polls at once
-                period = self._poll_s if now < self._active_until else self._idle_poll_s
-                due = self._next_poll[board] + period
-                self._next_poll[board] = due if due > now else now + period
         if status is not None:
             self._take(status)
-        else:
+        elif tried >= tries:
             self._set_online(board, False)
         if not self._first_round.is_set() and all(v is not None for v in self._online.values()):
             self._first_round.set()
 
-    def _unlock(self, compartment):
+    def _next_due(self, board, now):
+        """(lock held) When to ask ``board`` again after a reply."""
+        return next_poll_at(self._next_poll[board], now, now < self._active_until[board],
+                            self._poll_s, self._idle_poll_s)
+
+    def _unlock(self, job):
+        """One try of an unlock; a failed try that has tries left goes to the
+        back of the unlock queue (still before any poll)."""
+        compartment, dropped = job
         board, lock = self._locks[compartment]
-        status = self._exchange(board, lock, CMD_UNLOCK, self._tries)
+        tried = self._unlock_tries.pop(compartment, 0) + 1
+        status = self._exchange(board, request(board, lock, CMD_UNLOCK), tried, self._tries)
         if status is None:
-            log.error("bus %s: board %d did not confirm the unlock of lock %d (compartment %d)",
-                      self.name, board, lock, compartment)
-            self._set_online(board, False)
+            with self._cond:
+                retry = tried < self._tries and dropped == self._dropped
+                if retry and compartment not in self._unlocks:
+                    self._unlock_tries[compartment] = tried
+                    self._unlocks.append(compartment)
+            if not retry:
+                log.error("bus %s: board %d did not confirm the unlock of lock %d "
+                          "(compartment %d)", self.name, board, lock, compartment)
+                self._set_online(board, False)
             return
         log.info("bus %s: board %d unlocked lock %d (compartment %d)", self.name, board, lock,
                  compartment)
         with self._cond:
             self._energised.add(compartment)
             heapq.heappush(self._releases, (time.monotonic() + self._pulse_s, compartment))
-            self._wake_up()
+            self._activate(board)
         _quiet(self._on_fired, compartment, self._pulse_s)
         self._take(status)
 
-    def _exchange(self, board, lock, command, tries):
-        """Send one request, up to ``tries`` times; its board's status or None.
-        Raises BusDown if the port fails.  The happy path is one ``write``,
-        one blocking ``read(9)`` (the port's timeout) and a fixed-offset parse."""
-        frame = self._status_frames[board] if command == CMD_STATUS else request(board, lock, command)
-        why = ""
-        for attempt in range(tries):
-            port = self._port
-            if port is None:
-                raise BusDown("port closed")
-            try:
-                if self._stale_input:            # a late reply to an earlier request
-                    port.reset_input_buffer()
-                    self._stale_input = False
-                port.write(frame)
-                buffer = port.read(REPLY_LEN)
-                if (len(buffer) == REPLY_LEN and buffer[0] == STX and buffer[1] >> 4 == board
-                        and buffer[2] == REPLY_STATUS and buffer[7] == ETX and sum(buffer[:8]) & 0xFF == buffer[8]):
-                    return BoardStatus(board, buffer[3] | buffer[4] << 8,
-                                       buffer[5] | buffer[6] << 8)
-                self._stale_input = True
+    def _exchange(self, board, frame, tried, tries):
+        """Send ``frame`` once; ``board``'s status, or None (logged as try
+        ``tried`` of ``tries``).  Raises BusDown if the port fails.  The
+        happy path is one write, one wait for 9 bytes and a fixed-offset parse."""
+        link = self._link
+        if link is None:
+            raise BusDown("port closed")
+        try:
+            if self._stale_input:            # a late reply to an earlier request
+                link.flush_input()
+                self._stale_input = False
+            buffer = link.exchange(frame)
+            if (len(buffer) == REPLY_LEN and buffer[0] == STX and buffer[1] >> 4 == board
+                    and buffer[2] == REPLY_STATUS and buffer[7] == ETX
+                    and sum(buffer[:8]) & 0xFF == buffer[8]):
+                return BoardStatus(board, buffer[3] | buffer[4] << 8, buffer[5] | buffer[6] << 8)
+            self._stale_input = True
+            status, why = find_status(buffer, board)
+            while status is None and buffer and len(buffer) < MAX_GARBAGE and why != "no reply":
+                more = link.read(REPLY_LEN)
+                if not more:
+                    break
+                buffer += more
                 status, why = find_status(buffer, board)
-                while status is None and buffer and len(buffer) < MAX_GARBAGE and why != "no reply":
-                    more = port.read(REPLY_LEN)
-                    if not more:
-                        break
-                    buffer += more
-                    status, why = find_status(buffer, board)
-            except Exception as exc:
-                self._stale_input = True
-                raise BusDown(exc) from exc
-            if status is not None:
-                return status
+        except Exception as exc:
+            self._stale_input = True
+            raise BusDown(exc) from exc
+        if status is None:
             self.errors[board] = self.errors.get(board, 0) + 1
             log.warning("bus %s: board %d, %s (try %d of %d)", self.name, board, why,
-                        attempt + 1, tries)
-        return None
+                        tried, tries)
+        return status
 
     def _take(self, status):
         """A valid status reply: the board is online, its doors and items are
-        news.  An unchanged reply costs one tuple compare; a change walks only
-        the locks whose bits changed."""
+        news.  An unchanged reply calls nothing (one tuple compare, and a
+        mask test for an open door); a change walks only the locks whose
+        bits changed."""
         board = status.board
         if self._online.get(board) is not True:
             self._set_online(board, True)
@@ -391,7 +449,8 @@ class KerongBus:
         now_seen = (status.hooks, status.infrared)
         if seen == now_seen:
             if self._any_open(board, status.hooks):
-                self._keep_active()           # a door is open: keep polling fast
+                with self._cond:
+                    self._activate(board)      # a door is open: keep polling it fast
             return
         self._seen[board] = now_seen
         changed_hooks, changed_items = (-1, -1) if seen is None else (
@@ -411,28 +470,23 @@ class KerongBus:
                     self._items[compartment] = present
                     _quiet(self._on_item, compartment, present)
         if seen is not None or self._any_open(board, status.hooks):
-            self._keep_active()
+            with self._cond:
+                self._activate(board)
 
     def _any_open(self, board, hooks):
         """True if a door of ``board`` that has a compartment is open."""
         return bool((hooks if self._hook_open else ~hooks) & self._masks.get(board, 0))
 
-    def _keep_active(self):
-        """Something moves on this bus: poll every ``poll_s`` for the next
-        ``ACTIVE_S`` seconds (then every ``idle_poll_s``)."""
-        with self._cond:
-            self._active_until = time.monotonic() + ACTIVE_S
-            self._wake_up()
-
-    def _wake_up(self):
-        """(lock held) Bring every board's next poll within ``poll_s``."""
-        if self._idle_poll_s == self._poll_s:
+    def _activate(self, board):
+        """(lock held) ``board`` moves: poll it every ``poll_s`` for the next
+        ``ACTIVE_S`` seconds (then every ``idle_poll_s``), the next time
+        within ``poll_s``.  The other boards keep their pace."""
+        if self._idle_poll_s == self._poll_s or board not in self._next_poll:
             return
-        self._active_until = max(self._active_until, time.monotonic() + ACTIVE_S)
-        soon = time.monotonic() + self._poll_s
-        for board, due in self._next_poll.items():
-            if due > soon:
-                self._next_poll[board] = soon
+        now = time.monotonic()
+        self._active_until[board] = now + ACTIVE_S
+        if self._next_poll[board] > now + self._poll_s:
+            self._next_poll[board] = now + self._poll_s
 
     def _set_online(self, board, online):
         if self._online.get(board) is online:

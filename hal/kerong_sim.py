@@ -4,8 +4,11 @@
 stable path (``.path``), which the driver opens exactly like
 ``/dev/ttyUSB0``.  A thread reads requests from the master side, checks them
 as a board would (STX, ETX, checksum; others are ignored), and answers for
-the boards it simulates after the time the bytes take on the wire at the baud
-rate.  An unlock springs the door open shortly after (unless jammed).
+the boards it simulates as the wire would: a board reads its inputs once the
+request's 5 bytes have arrived, and its reply arrives 9 bytes' time later
+(14 bytes: 7.3 ms an exchange at 19200 baud).  An unlock springs the door
+open shortly after (unless jammed).  Waiting for requests costs the thread
+nothing: it blocks until bytes come (or the port is unplugged or closed).
 
 Faults for tests and the ``/sim`` page: ``silent`` boards answer nothing;
 ``faults[board]`` is ``"garbage"``, ``"checksum"`` (a wrong SUM),
@@ -48,7 +51,8 @@ class SimulatedKerongBus:
         self.silent: set[int] = set()
         self.faults: dict[int, str] = {}
         self.requests: list[bytes] = []
-        self.on_unlock = None          # called (board, lock) for every unlock request
+        self.on_request = None         # called (frame) for every request as it is read off the pty
+        self._wake_r, self._wake_w = os.pipe()     # unplug/replug/close wake the thread
         self._lock = threading.RLock()
         self._dir = tempfile.mkdtemp(prefix="bibbox-kerong-")
         self.path = os.path.join(self._dir, f"tty-{name}")
@@ -97,6 +101,7 @@ class SimulatedKerongBus:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
+            self._wake()
 
     def replug(self):
         """The cable is back: a new pty, linked at the same path."""
@@ -110,11 +115,24 @@ class SimulatedKerongBus:
             os.symlink(os.ttyname(slave), tmp)
             os.replace(tmp, self.path)
             self._master, self._slave, self.plugged = master, slave, True
+            self._wake()
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:
+            pass                    # closed
 
     def close(self):
         self._closed = True
+        self._wake()
         self._thread.join(2.0)
         self.unplug()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         shutil.rmtree(self._dir, ignore_errors=True)
 
     # -- answering ------------------------------------------------------------------------
@@ -122,16 +140,15 @@ class SimulatedKerongBus:
         buffer = b""
         while not self._closed:
             master = self._master
-            if master is None:
-                time.sleep(0.02)
-                buffer = b""
-                continue
             try:
-                ready, _, _ = select.select([master], [], [], 0.1)
-                if not ready:
+                ready, _, _ = select.select([self._wake_r] if master is None
+                                            else [master, self._wake_r], [], [])
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 64)
+                if master is None or master not in ready:
                     continue
                 buffer += os.read(master, 256)
-            except OSError:          # unplugged under us
+            except (OSError, ValueError):    # unplugged under us
                 buffer = b""
                 time.sleep(0.02)
                 continue
@@ -148,10 +165,13 @@ class SimulatedKerongBus:
                 continue
             buffer = rest
             self.requests.append(bytes(frame))
+            if self.on_request is not None:
+                self.on_request(bytes(frame))
+            time.sleep(len(frame) * 10 / self.baudrate)     # the request on the wire
             reply = self._reply(frame)
             if reply is None:
                 continue
-            time.sleep((len(frame) + len(reply)) * 10 / self.baudrate)
+            time.sleep(len(reply) * 10 / self.baudrate)     # the reply on the wire
             if self.faults.get(frame[1] >> 4) == "slow":    # answers late; the bus moves on
                 timer = threading.Timer(self.slow_s, self._write, (master, reply))
                 timer.daemon = True
@@ -197,8 +217,6 @@ class SimulatedKerongBus:
         return status_reply(board, hooks, infrared, lock)
 
     def _unlock(self, board, lock):
-        if self.on_unlock is not None:
-            self.on_unlock(board, lock)
         if (board, lock) in self.jammed:
             return
         timer = threading.Timer(self.spring_delay_s, self.set_door, (board, lock, True))

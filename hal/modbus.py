@@ -6,10 +6,15 @@ Unlike a Kerong board, a relay board holds a coil on for as long as it is
 told, so pulses are timed here, by a :class:`~bibbox.hal.relays.RelayBank`
 whose devices are coils: never longer than ``max_pulse_s``, never more than
 ``max_coils`` at once, every coil written off at start, on stop and when a
-start fails.  One request is in flight at a time (a lock around the port);
-the poll thread asks every unit for its inputs every ``poll_s``, with
-``retries``; a unit that stays silent is reported offline
-(``on_board``), its doors "unknown"; a failed port is reopened with backoff.
+start fails.  One request is in flight at a time (a lock around the port),
+and coil writes go first: the poll thread makes each try of a read on its
+own and lets a waiting write in before the next, so a write waits at most
+for the one read on the wire, never for a silent unit's retries.  The poll
+thread asks a unit for its inputs every ``poll_s`` while it moves (a coil
+went on, a door changed in the last ``ACTIVE_S`` seconds, or is open) and
+every ``idle_poll_s`` at rest, as :class:`~bibbox.hal.kerong.KerongBus`
+does; a unit that stays silent is reported offline (``on_board``), its
+doors "unknown"; a failed port is reopened with backoff.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from bibbox.hal.kerong import open_serial
+from bibbox.hal.serial_link import ACTIVE_S, next_poll_at, open_serial
 from bibbox.hal.relays import RelayBank
 from bibbox.locker.domain.buses import NO_CHANNEL, board_id
 from bibbox.locker.domain.errors import HardwareError
@@ -62,7 +67,8 @@ class ModbusBus:
     compartment -> (unit, coil, input); input -1 means no door sensor."""
 
     def __init__(self, name: str, port: str, channels: Mapping[int, tuple[int, int, int]], *,
-                 baudrate: int = 9600, poll_s: float = 0.09, timeout_s: float = 0.1,
+                 baudrate: int = 9600, poll_s: float = 0.08, timeout_s: float = 0.1,
+                 idle_poll_s: float | None = None,
                  retries: int = 2, input_open_level: int = 1, max_pulse_s: float = 0.8,
                  max_coils: int = 1, units=(), on_fired=lambda c, s: None,
                  on_released=lambda c: None, on_door_change=lambda c, o: None,
@@ -73,10 +79,14 @@ class ModbusBus:
         self.name, self.port_name = name, port
         self._channels = dict(channels)
         self._baudrate, self._poll_s, self._timeout_s = baudrate, poll_s, timeout_s
+        self._idle_poll_s = poll_s if idle_poll_s is None else max(poll_s, idle_poll_s)
         self._tries, self._open_level = 1 + retries, input_open_level
         self._on_door, self._on_board = on_door_change, on_board
         self._opener = opener
         self._io = threading.Lock()           # one request in flight
+        self._writers, self._writers_lock = 0, threading.Lock()
+        self._no_writer = threading.Event()   # set while no coil write waits for the port
+        self._no_writer.set()
         self._wake = threading.Event()
         self._instrument = None
         self._reopen_at, self._reopen_s = 0.0, REOPEN_FIRST_S
@@ -87,6 +97,7 @@ class ModbusBus:
                 inputs[door_input] = compartment
         self._online: dict[int, bool | None] = dict.fromkeys(self._units)
         self._next_poll = dict.fromkeys(self._units, 0.0)
+        self._active_until = dict.fromkeys(self._units, 0.0)
         self._doors = dict.fromkeys(self._channels, UNKNOWN)
         self._closed = False
         self._open_port()
@@ -107,30 +118,57 @@ class ModbusBus:
 
     # -- requests (any thread; one at a time) --------------------------------------------
     def write_coil(self, unit, coil, value):
-        self._request(unit, lambda inst: inst.write_bit(coil, int(value), functioncode=5))
+        """Write one coil, with retries, ahead of any poll still to come."""
+        with self._writers_lock:
+            self._writers += 1
+            self._no_writer.clear()
+        try:
+            self._request(unit, lambda inst: inst.write_bit(coil, int(value), functioncode=5))
+        finally:
+            with self._writers_lock:
+                self._writers -= 1
+                if not self._writers:
+                    self._no_writer.set()
+        if value:
+            self._activate(unit)
 
     def _read_inputs(self, unit, first, count):
-        return self._request(unit, lambda inst: inst.read_bits(first, count, functioncode=2))
+        """Read inputs, each try on its own after any coil write waiting."""
+        def read(inst):
+            return inst.read_bits(first, count, functioncode=2)
+        tries = self._tries if self._online.get(unit) is not False else 1
+        for attempt in range(tries):
+            self._no_writer.wait()
+            done, result = self._request(unit, read, tries=(attempt, tries))
+            if done:
+                return result
+        raise HardwareError(f"bus {self.name!r} unit {unit}: {result}")
 
-    def _request(self, unit, call):
+    def _request(self, unit, call, tries=None):
         """Run ``call(instrument)`` for ``unit`` with retries; HardwareError
-        after the last try (the unit then counts as offline)."""
+        after the last try (the unit then counts as offline).  With ``tries``
+        = (attempt, of): that one try only, as (True, result) or (False, why)."""
         mm = self._minimalmodbus
         why = "port closed"
+        attempts = range(self._tries) if tries is None else (tries[0],)
+        of = self._tries if tries is None else tries[1]
         with self._io:
-            for attempt in range(self._tries):
+            for attempt in attempts:
                 if self._instrument is None and not self._open_port():
                     break
                 self._instrument.address = unit
                 try:
-                    return call(self._instrument)
+                    result = call(self._instrument)
+                    return result if tries is None else (True, result)
                 except (mm.ModbusException, ValueError) as exc:
                     why = f"{type(exc).__name__}: {exc}"
                     log.warning("bus %s: unit %d, %s (try %d of %d)", self.name, unit, why,
-                                attempt + 1, self._tries)
+                                attempt + 1, of)
                 except Exception as exc:      # the port itself (unplugged)
                     why = f"port failed: {exc}"
                     self._port_failed(exc)
+        if tries is not None:
+            return False, why
         raise HardwareError(f"bus {self.name!r} unit {unit}: {why}")
 
     def _open_port(self):
@@ -167,8 +205,20 @@ class ModbusBus:
                 if self._closed:
                     return
                 self._poll(unit)
+            self._wake.clear()
             wait = min(self._next_poll.values(), default=now + 60) - time.monotonic()
             self._wake.wait(max(0.0, wait))
+
+    def _activate(self, unit):
+        """``unit`` moves: poll it every ``poll_s`` for the next ``ACTIVE_S``
+        seconds, the next time within ``poll_s``."""
+        if self._idle_poll_s == self._poll_s or unit not in self._next_poll:
+            return
+        now = time.monotonic()
+        self._active_until[unit] = now + ACTIVE_S
+        if self._next_poll[unit] > now + self._poll_s:
+            self._next_poll[unit] = now + self._poll_s
+            self._wake.set()
 
     def _poll_all_once(self):
         for unit in self._units:
@@ -190,14 +240,20 @@ class ModbusBus:
                           self.name, unit, exc)
             self._set_online(unit, False)
             return
-        due = self._next_poll[unit] + self._poll_s
-        self._next_poll[unit] = due if due > now else now + self._poll_s
+        self._next_poll[unit] = next_poll_at(self._next_poll[unit], now,
+                                             now < self._active_until[unit], self._poll_s,
+                                             self._idle_poll_s)
         self._set_online(unit, True)
+        moved = False
         for door_input, compartment in inputs.items():
             state = OPEN if bits[door_input - first] == self._open_level else CLOSED
+            moved = moved or state == OPEN
             if self._doors[compartment] != state:
+                moved = moved or self._doors[compartment] != UNKNOWN   # not the first reading
                 self._doors[compartment] = state
                 _quiet(self._on_door, compartment, state == OPEN)
+        if moved:
+            self._activate(unit)
 
     def _set_online(self, unit, online):
         if self._online.get(unit) is online:

@@ -17,8 +17,8 @@ import os
 LOCKS_PER_BOARD = 16
 
 
-def locker_toml(doors, *, boards_per_bus=10, poll_s=0.09, timeout_s=0.1, pulse_s=0.5,
-                locker_id=None, rows=None, item_sensors=False, state_dir="./state",
+def locker_toml(doors, *, boards_per_bus=10, poll_s=0.08, idle_poll_s=0.9, timeout_s=0.1,
+                pulse_s=0.5, locker_id=None, rows=None, item_sensors=False, state_dir="./state",
                 kiosk_port=None):
     """The text of a simulated locker configuration with ``doors`` doors
     (``item_sensors``: the boards' IR item sensors on).  The tests give the
@@ -37,7 +37,7 @@ def locker_toml(doors, *, boards_per_bus=10, poll_s=0.09, timeout_s=0.1, pulse_s
         on_bus = list(range(min(boards_per_bus, boards - b * boards_per_bus)))
         out.append(f'[[buses]]\nname = "rs485-{b}"\nkind = "kerong"\n'
                    f'port = "/dev/bibbox-locks-{b}"\nbaudrate = 19200\npoll_s = {poll_s}\n'
-                   f'timeout_s = {timeout_s}\nretries = 2\nhook_open_level = 0\nboards = {on_bus}\n'
+                   f'idle_poll_s = {idle_poll_s}\ntimeout_s = {timeout_s}\nretries = 2\nhook_open_level = 0\nboards = {on_bus}\n'
                    f'item_sensors = {"true" if item_sensors else "false"}\n')
     for i in range(doors):
         board = i // LOCKS_PER_BOARD

@@ -14,7 +14,8 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 
-from bibbox.locker.domain.buses import BUS_KINDS, KERONG_LOCKS, NO_CHANNEL, check_buses
+from bibbox.locker.domain.buses import (BUS_KINDS, IDLE_POLL_S, KERONG_LOCKS, NO_CHANNEL,
+                                        POLL_S, check_buses)
 from bibbox.locker.domain.config_checks import cross_check
 from bibbox.locker.domain.errors import ConfigError
 
@@ -208,8 +209,12 @@ class BusSection:
                      doc="kerong: KR-CU16 lock boards; modbus: Modbus RTU relay boards")
     port: str = _opt(REQUIRED, doc="device path or pyserial URL")
     baudrate: int = _opt(19200, lo=1200, hi=921600)
-    poll_s: float = _opt(0.09, lo=0.01, hi=10.0,
-                         doc="every board is asked for its doors this often")
+    poll_s: float = _opt(POLL_S, lo=0.01, hi=10.0,
+                         doc="a board whose doors move (opened, closed or unlocked in "
+                             "the last 5 s, or open) is asked for them this often")
+    idle_poll_s: float = _opt(IDLE_POLL_S, lo=0.01, hi=10.0,
+                              doc="a board at rest is asked this often (at least poll_s): "
+                                  "a door forced while all is quiet is seen this late")
     timeout_s: float = _opt(0.1, lo=0.01, hi=5.0, doc="wait this long for a reply")
     retries: int = _opt(2, lo=0, hi=10, doc="further tries of a request before a "
                                                "board counts as offline")

@@ -84,3 +84,33 @@ def test_gpio_fields_on_a_bus_and_bus_fields_on_gpio_are_refused():
                            "relay_pin": 6}], [KERONG]))
     assert "compartments[0].lock: only for a compartment on a bus" in found
     assert "compartments[1].relay_pin: not used on kerong bus 'rs'" in found
+
+
+ONE_DOOR = [{"number": 1, "size": "S", "bus": "rs", "board": 0, "lock": 0}]
+
+
+def test_boards_at_rest_are_polled_seldom_by_default_and_the_map_says_so():
+    bus = parse(doc(ONE_DOOR, [KERONG])).bus("rs")
+    assert (bus.poll_s, bus.idle_poll_s) == (0.08, 0.9)
+    assert bus.idle_poll_s <= 1.0            # a door forced while all is quiet: within a second
+    cfg = parse(doc(ONE_DOOR, [dict(KERONG, poll_s=0.05, idle_poll_s=0.5)]))
+    assert (cfg.bus("rs").poll_s, cfg.bus("rs").idle_poll_s) == (0.05, 0.5)
+    assert any("poll every 0.05 s while a door moves, every 0.5 s at rest" in line
+               for line in bus_map(cfg))
+
+
+@pytest.mark.parametrize("bus, expected", [
+    ({"idle_poll_s": 0}, "buses[0].idle_poll_s: 0.0 is out of range"),
+    ({"idle_poll_s": 60}, "buses[0].idle_poll_s: 60.0 is out of range"),
+    ({"idle_poll_s": "1s"}, "buses[0].idle_poll_s: "),
+    ({"poll_s": 0.5, "idle_poll_s": 0.2}, "buses[0].idle_poll_s: 0.2 is shorter than poll_s 0.5"),
+    ({"poll_s": 2.0}, "buses[0].idle_poll_s: 0.9 (the default) is shorter than poll_s 2"),
+])
+def test_a_bad_idle_poll_is_refused_with_its_path(bus, expected):
+    found = problems(doc(ONE_DOOR, [dict(KERONG, **bus)]))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_idle_poll_equal_to_poll_turns_the_pace_change_off():
+    bus = parse(doc(ONE_DOOR, [dict(KERONG, poll_s=0.2, idle_poll_s=0.2)])).bus("rs")
+    assert bus.poll_s == bus.idle_poll_s == 0.2

@@ -228,6 +228,15 @@ def test_a_failing_callback_does_not_stop_the_bus(sim):
         bus.close()
 
 
+def test_an_unchanged_board_calls_nothing(sim, driver, events):
+    """Polls that find nothing new wake nobody: no callback, so no message
+    to the controller."""
+    wait_until(lambda: len(events.of("door")) == len(LOCKS), what="the doors at start")
+    before, polls = list(events.items), len(sim.requests)
+    wait_until(lambda: len(sim.requests) >= polls + 20, what="twenty more polls")
+    assert events.items == before
+
+
 def test_the_module_keeps_no_timer_per_door():
     assert "Timer" not in open(kerong.__file__).read()
 
@@ -265,5 +274,113 @@ def test_adaptive_poll_is_fast_while_a_door_moves_and_slow_at_rest(sim, events):
         assert wait_until(lambda: bus.read(1) == "open", 2.0)
         sim.set_door(0, 0, False)                         # closed well within the idle period
         assert wait_until(lambda: bus.read(1) == "closed", 2.0)
+    finally:
+        bus.close()
+
+
+# -- unlocks go first ---------------------------------------------------------------
+STATUS, UNLOCK = 0x30, 0x31
+
+
+def _once(sim, action):
+    """Hook ``action(frame)`` into the simulator (its thread, before the
+    reply) until it returns True; returns the requests seen after that frame."""
+    at = []
+
+    def hook(frame):
+        if not at and action(frame):
+            at.append(len(sim.requests))
+    sim.on_request = hook
+    return lambda: list(sim.requests)[at[0]:] if at else []
+
+
+def _after(sim, frame):
+    """The requests the simulator saw after the first ``frame`` (none before it)."""
+    seen = list(sim.requests)
+    return seen[seen.index(frame) + 1:] if frame in seen else []
+
+
+@pytest.fixture
+def six():
+    sim = SimulatedKerongBus(range(6))
+    yield sim
+    sim.close()
+
+
+def test_an_unlock_goes_out_next_in_the_middle_of_a_poll_round(six, events):
+    """At rest the boards are asked one after the other in one round; an
+    unlock queued while board 2 is on the wire is the very next frame, ahead
+    of boards 3-5."""
+    bus = KerongBus("r", six.path, {b * 16 + 1: (b, 0) for b in range(6)}, poll_s=0.02,
+                    idle_poll_s=0.3, timeout_s=0.3, **events.callbacks())
+    try:
+        later = _once(six, lambda f: f == request(2, 0, STATUS) and bus.pulse(65, 0.5) is None)
+        wait_until(lambda: (65,) in events.of("fired"), what="the unlock confirmed")
+        assert later()[0] == request(4, 0, UNLOCK)
+        assert six.unlocks() == [(4, 0)]
+    finally:
+        bus.close()
+
+
+def test_an_unlock_does_not_wait_for_a_silent_boards_retries(six, events):
+    bus = KerongBus("r", six.path, {1: (0, 0), 17: (1, 0), 33: (2, 0)}, poll_s=0.02,
+                    timeout_s=0.05, retries=3, **events.callbacks())
+    try:
+        six.silent.add(1)
+        after = _once(six, lambda f: f == request(1, 0, STATUS) and bus.pulse(33, 0.5) is None)
+        wait_until(lambda: ("r/1", False, (17,)) in events.of("board"), what="board 1 offline")
+        wait_until(lambda: (33,) in events.of("fired"), what="the unlock confirmed")
+        later = after()
+        assert later[0] == request(2, 0, UNLOCK)           # before board 1's next try
+        assert later.count(request(1, 0, STATUS)) >= 3     # its tries went on afterwards
+        assert six.unlocks() == [(2, 0)]
+    finally:
+        bus.close()
+
+
+def test_an_unlock_retry_lets_another_unlock_go_first(six, events):
+    bus = KerongBus("r", six.path, {17: (1, 0), 33: (2, 0)}, poll_s=0.02, timeout_s=0.05,
+                    retries=2, **events.callbacks())
+    try:
+        six.silent.add(1)
+        _once(six, lambda f: f == request(1, 0, UNLOCK) and bus.pulse(33, 0.5) is None)
+        bus.pulse(17, 0.5)
+        wait_until(lambda: six.unlocks().count((1, 0)) == 3, what="every try of the unlock")
+        assert six.unlocks()[:2] == [(1, 0), (2, 0)]        # board 2 did not wait for the retries
+        assert events.of("fired") == [(33,)]
+    finally:
+        bus.close()
+
+
+def test_all_off_drops_an_unlock_between_its_tries(six, events):
+    bus = KerongBus("r", six.path, {17: (1, 0), 33: (2, 0)}, poll_s=0.02, timeout_s=0.05,
+                    retries=3, **events.callbacks())
+    try:
+        six.silent.add(1)
+        _once(six, lambda f: f == request(1, 0, UNLOCK) and bus.all_off() is None)
+        bus.pulse(17, 0.5)
+        wait_until(lambda: _after(six, request(1, 0, UNLOCK)).count(request(2, 0, STATUS)) >= 3,
+                   what="polls after the first try")
+        assert six.unlocks() == [(1, 0)]                  # tried once, never again
+    finally:
+        bus.close()
+
+
+def test_boards_at_rest_are_polled_in_rounds_and_an_unlocked_board_fast(six, events):
+    bus = KerongBus("g", six.path, {b * 16 + 1: (b, 0) for b in range(3)}, poll_s=0.02,
+                    idle_poll_s=0.2, timeout_s=0.3, **events.callbacks())
+    try:
+        wait_until(lambda: len(six.requests) >= 15, what="five rounds")
+        boards = [f[1] >> 4 for f in list(six.requests)[6:]]    # the grid is found by now
+        start = boards.index(0)
+        assert boards[start:start + 6] == [0, 1, 2] * 2        # one round after the other
+        bus.close()
+        bus = KerongBus("g", six.path, {b * 16 + 1: (b, 0) for b in range(3)}, poll_s=0.02,
+                        idle_poll_s=30.0, timeout_s=0.3, **events.callbacks())
+        bus.pulse(1, 0.2)                                 # board 0 moves; 1 and 2 rest
+        wait_until(lambda: _after(six, request(0, 0, UNLOCK)).count(request(0, 0, STATUS)) >= 5,
+                   what="board 0 polled fast")
+        later = _after(six, request(0, 0, UNLOCK))
+        assert request(1, 0, STATUS) not in later and request(2, 0, STATUS) not in later
     finally:
         bus.close()

@@ -141,3 +141,70 @@ def test_a_unit_that_does_not_answer_is_offline_and_the_others_work(server):
         wait_until(lambda: ("released", 1) in events, what="unit 1 still works")
     finally:
         driver.close()
+
+
+class Wire:
+    """A port that records every frame written (unit, function code) and
+    swallows those to the units in ``silent``, as a unit that does not answer."""
+
+    def __init__(self, port, on_write=None):
+        self._port, self.frames, self.silent, self.on_write = port, [], set(), on_write
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def write(self, data):
+        self.frames.append((data[0], data[1]))
+        if self.on_write is not None:
+            self.on_write(data[0], data[1])
+        return len(data) if data[0] in self.silent else self._port.write(data)
+
+
+def wired(server, **kwargs):
+    """A ModbusBus on units 1 and 2 whose port is a :class:`Wire` (``bus.wire``)."""
+    from bibbox.hal.serial_link import open_serial
+    events, wires = Events(), []
+
+    def opener(port, baudrate, timeout_s):
+        wires.append(Wire(open_serial(port, baudrate, timeout_s)))
+        return wires[-1]
+    driver = ModbusBus("mb", f"socket://127.0.0.1:{server.port}", {1: (1, 0, 0), 3: (2, 5, 5)},
+                       timeout_s=0.1, opener=opener, **kwargs, **events.callbacks())
+    driver.events, driver.wire = events, wires[-1]
+    return driver
+
+
+READ, WRITE = 2, 5
+
+
+def test_a_coil_write_goes_before_a_silent_units_retries(server):
+    bus = wired(server, poll_s=0.05, retries=3, max_pulse_s=0.2)
+    try:
+        fired = []
+
+        def on_write(unit, function):          # on the poll thread, unit 2 on the wire
+            if unit == 2 and function == READ and not fired:
+                fired.append(len(bus.wire.frames))
+                bus.pulse(1, 0.2)
+                wait_until(lambda: bus._writers, what="the coil write waiting for the port")
+        bus.wire.silent.add(2)
+        bus.wire.on_write = on_write
+        wait_until(lambda: ("board", "mb/2", False, (3,)) in bus.events, what="unit 2 offline")
+        later = bus.wire.frames[fired[0]:]
+        assert later[0] == (1, WRITE)                      # before unit 2's next try
+        assert later.count((2, READ)) >= 3                 # its tries went on afterwards
+        wait_until(lambda: ("released", 1) in bus.events, what="the pulse over")
+    finally:
+        bus.close()
+
+
+def test_a_unit_at_rest_is_polled_seldom_and_fast_once_a_coil_moves(server):
+    bus = wired(server, poll_s=0.02, idle_poll_s=30.0, max_pulse_s=0.2)
+    try:
+        at_rest = len(bus.wire.frames)
+        bus.pulse(1, 0.2)
+        wait_until(lambda: bus.wire.frames[at_rest:].count((1, READ)) >= 5,
+                   what="unit 1 polled fast after its coil went on")
+        assert (2, READ) not in bus.wire.frames[at_rest:]   # unit 2 still at rest
+    finally:
+        bus.close()

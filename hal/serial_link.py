@@ -1,0 +1,82 @@
+"""What the lock-board bus drivers share: one request and its reply over a
+serial port (:class:`Link`, under :class:`~bibbox.hal.kerong.KerongBus`),
+and when to poll a board next (:func:`next_poll_at`)."""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+REPLY_LEN = 9               # a Kerong status reply
+ACTIVE_S = 5.0              # a board is polled every poll_s this long after it last moved
+
+
+def next_poll_at(due, now, active, poll_s, idle_poll_s):
+    """When to ask a board again after its reply at ``now`` (it was due at
+    ``due``): ``poll_s`` after ``due`` while ``active`` (``poll_s`` after
+    ``now`` if the bus fell behind); at rest, the next tick of one grid of
+    ``idle_poll_s`` that every board at rest shares, so a quiet bus wakes
+    once a round, not once a board (never the tick just served, which float
+    rounding can put a hair after ``now``)."""
+    if not active and idle_poll_s > poll_s:
+        tick = (now // idle_poll_s + 1) * idle_poll_s
+        return tick if tick > now + 0.001 else tick + idle_poll_s
+    return due + poll_s if due + poll_s > now else now + poll_s
+
+
+def open_serial(port, baudrate, timeout_s):
+    import serial
+    return serial.serial_for_url(port, baudrate=baudrate, bytesize=8, parity="N",
+                                 stopbits=1, timeout=timeout_s, write_timeout=timeout_s)
+
+
+class Link:
+    """Write a request, read its reply within ``timeout_s``.  A local tty
+    (pyserial opens it non-blocking) is written and read with one
+    ``os.write``, one ``poll`` and one ``os.read`` an exchange -- pyserial's
+    own ``write``/``read`` cost a select and timeout bookkeeping more each,
+    about 40 % of a poll's CPU; any other port (a ``socket://`` URL, a test
+    double) goes through pyserial."""
+
+    def __init__(self, port, timeout_s):
+        self.port, self._timeout_s = port, timeout_s
+        try:
+            fd = port.fileno()
+        except Exception:
+            fd = None
+        self._fd = fd if isinstance(fd, int) and os.isatty(fd) else None
+        if self._fd is not None:
+            self._poller = select.poll()
+            self._poller.register(self._fd, select.POLLIN)
+
+    def exchange(self, frame):
+        """Send ``frame``; what came back within the timeout, at most a reply's length."""
+        if self._fd is None:
+            self.port.write(frame)
+            return self.port.read(REPLY_LEN)
+        if os.write(self._fd, frame) != len(frame):
+            raise OSError("short write")
+        return self.read(REPLY_LEN)
+
+    def read(self, size):
+        """Up to ``size`` bytes, waiting at most the timeout in all."""
+        if self._fd is None:
+            return self.port.read(size)
+        buffer, deadline = b"", time.monotonic() + self._timeout_s
+        wait_ms = self._timeout_s * 1000
+        while self._poller.poll(wait_ms):
+            chunk = os.read(self._fd, size - len(buffer))
+            if not chunk:                    # ready but empty: the device is gone
+                raise OSError("the port has hung up")
+            buffer += chunk
+            if len(buffer) >= size:
+                break
+            wait_ms = max(0.0, deadline - time.monotonic()) * 1000
+        return buffer
+
+    def flush_input(self):
+        self.port.reset_input_buffer()
+
+    def close(self):
+        self.port.close()
