@@ -167,8 +167,10 @@ class CentralLink:
         log.info("central link stopped")
 
     def health(self) -> dict:
-        """``{"connected", "outbox_depth", "last_error", "inflight",
-        "connected_since", "broker"}``; cheap, from any thread."""
+        """``{"connected", "subscribed", "outbox_depth", "last_error",
+        "inflight", "connected_since", "broker", ...}``; cheap, from any
+        thread.  ``subscribed``: connected and the broker has acknowledged
+        the command subscriptions (commands sent before that are not kept)."""
         outbox, transport = self._outbox, self.transport
         oldest = outbox.oldest_unacked_s() if outbox else None
         unhealthy = self._restart_reasons(oldest)
@@ -176,7 +178,7 @@ class CentralLink:
         if self._started and not transport.connected:
             problems.append(f"not connected to {self.url}" + (
                 f": {transport.last_error}" if transport.last_error else ""))
-        return {"connected": transport.connected,
+        return {"connected": transport.connected, "subscribed": transport.subscribed,
                 "outbox_depth": outbox.last_depth if outbox else None,
                 "last_error": transport.last_error,
                 "inflight": outbox.inflight_count if outbox else 0,

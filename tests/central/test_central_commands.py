@@ -30,7 +30,7 @@ def central(broker, rig):
     sub = Subscriber(broker.port, [f"{ROOT}/responses", f"{ROOT}/responses/+"],
                      validate=contract_validator, qos=1).start()
     link = rig.link(broker.url)
-    wait_until(lambda: link.health()["connected"], 10, "the link")
+    wait_until(lambda: link.health()["subscribed"], 10, "the link")
     c = Central(sub)
     c.link, c.rig = link, rig
     yield c
@@ -129,7 +129,7 @@ def test_replay_returns_the_first_answer_and_changes_nothing_even_after_restart(
     central.link.stop()
     link2 = central.rig.link(broker.url)
     link2.commands.register(_bump_spec(counter))
-    wait_until(lambda: link2.health()["connected"], 10, "the new link")
+    wait_until(lambda: link2.health()["subscribed"], 10, "the new link")
     central.send("test_bump", body, validate=False)
     assert central.response(body["request_id"], n=4) == first
     assert counter == ["central:jdoe"]

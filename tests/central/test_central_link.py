@@ -174,7 +174,7 @@ def test_link_started_with_the_broker_down_delivers_when_it_comes(tmp_path, rig,
     b.start()
     try:
         sub = subs(b.port, [T.events])
-        wait_until(lambda: link.health()["connected"], 10, "the link to connect")
+        wait_until(lambda: link.health()["subscribed"], 10, "the link to connect")
         sub.wait_for(lambda ms: len({m.json()["id"] for m in ms}) == 25, 10)
         wait_until(lambda: rig.outbox_depth() == 0, 10, "the outbox to drain")
     finally:

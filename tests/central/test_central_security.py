@@ -65,7 +65,7 @@ def tls_broker(broker_factory, pki, require_cert=False):
 def test_tls_with_the_configured_ca(broker_factory, pki, rig):
     b = tls_broker(broker_factory, pki)
     link = rig.link(f"mqtts://127.0.0.1:{b.port}", cfg=with_mqtt(rig, ca_file=str(pki / "ca.crt")))
-    wait_until(lambda: link.health()["connected"], 10, "a TLS connection")
+    wait_until(lambda: link.health()["subscribed"], 10, "a TLS connection")
     sub = Subscriber(b.port, [f"{ROOT}/availability"], validate=contract_validator,
                      tls={"ca_certs": str(pki / "ca.crt")}).start()
     assert sub.last(f"{ROOT}/availability").json()["state"] == "online"
@@ -88,7 +88,7 @@ def test_tls_with_a_client_certificate(broker_factory, pki, rig):
     cfg = with_mqtt(rig, ca_file=str(pki / "ca.crt"), cert_file=str(pki / "client.crt"),
                     key_file=str(pki / "client.key"))
     link = rig.link(f"mqtts://127.0.0.1:{b.port}", cfg=cfg)
-    wait_until(lambda: link.health()["connected"], 10, "a mutual TLS connection")
+    wait_until(lambda: link.health()["subscribed"], 10, "a mutual TLS connection")
 
 
 def passwords(tmp_path, users):
@@ -209,7 +209,7 @@ def test_the_example_broker_configuration_runs_and_admits_a_locker(tmp_path, pki
         link = rig.link(f"mqtts://127.0.0.1:{tls_port}",
                         cfg=with_mqtt(rig, ca_file=str(pki / "ca.crt"),
                                       credentials_file=str(creds)))
-        wait_until(lambda: link.health()["connected"], 10, "the locker to get in")
+        wait_until(lambda: link.health()["subscribed"], 10, "the locker to get in")
     finally:
         proc.terminate()
         proc.wait(5)

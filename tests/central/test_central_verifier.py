@@ -63,7 +63,7 @@ def verify(verifier, pin="1234"):
 
 def make(rig, broker, timeout_s=3.0):
     link = rig.link(broker.url)
-    wait_until(lambda: link.health()["connected"], 10, "the link")
+    wait_until(lambda: link.health()["subscribed"], 10, "the link")
     verifier = CentralVerifier(rig.cfg, clock=rig.clock, port=link, timeout_s=timeout_s)
     link.route_verdicts(verifier.on_verdict, closed=verifier.close)
     return link, verifier
@@ -158,7 +158,7 @@ def test_the_daemon_wires_verifier_and_link_both_ways_and_stop_answers_the_waiti
     try:
         assert daemon.verifier.port is daemon.link
         daemon.start()
-        wait_until(lambda: daemon.link.health()["connected"], 10, "the link")
+        wait_until(lambda: daemon.link.health()["subscribed"], 10, "the link")
         assert [g.outcome for g in verify(daemon.verifier)] == ["accepted"]
         answer["verdict"] = None                       # central goes quiet
         got, done = [], threading.Event()

@@ -183,7 +183,7 @@ def test_broker_gone_for_an_hour(tmp_path, monkeypatch, capsys):
         outbox = daemon.controller.call(lambda l: l.store.outbox_depth())
         assert outbox > depth0 + 4 * collected    # kept, waiting for the broker
         broker.start()
-        wait_until(lambda: daemon.link.health()["connected"], 20, what="the link to reconnect")
+        wait_until(lambda: daemon.link.health()["subscribed"], 20, what="the link to reconnect")
         wait_until(lambda: daemon.controller.call(lambda l: l.store.outbox_depth()) == 0, 20,
                    what="the outbox to drain")
         code, out = status_cli(daemon, capsys)
