@@ -129,9 +129,9 @@ class KerongBus:
     (board, lock).  Callbacks (see :class:`~bibbox.locker.domain.ports.LockDriver`)
     run on the bus thread; exceptions they raise are logged and ignored.
     ``idle_poll_s`` (at least ``poll_s``; None: ``poll_s``) is the poll
-    period of a board at rest; ``hint_hold_s`` how long
-    :meth:`expect_unlock` holds polls back at most.  The constructor returns after every board
-    was asked once (or the port failed), so :meth:`read_all` has the doors
+    period of a board at rest; ``hint_hold_s`` the longest
+    :meth:`expect_unlock` holds polls back.  The constructor returns after
+    every board was asked once (or the port failed), so :meth:`read_all` has the doors
     (and :meth:`items` the IR item sensors when ``item_sensors`` is True:
     boards fitted with them); with ``wait=False`` at once, and
     :meth:`wait_first_round` does the waiting (so several buses make their
