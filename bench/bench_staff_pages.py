@@ -43,6 +43,9 @@ class Relays:
     def pulse(self, compartment, seconds):
         pass
 
+    def expect_unlock(self, compartments):
+        pass
+
 
 def build(state_dir, n_comps, n_holds, seed=7):
     rng = random.Random(seed)

@@ -18,7 +18,10 @@ The protocol, as this driver speaks it (defaults 19200 8N1; see
 flight at a time, and every try of a request is one job: an unlock goes
 before the next job, so it waits at most for the exchange already on the
 wire (14 bytes, 7.3 ms at 19200 baud; ``timeout_s`` if that board is silent),
-never for the rest of a poll round or for a silent board's retries.  A board
+never for the rest of a poll round or for a silent board's retries; and
+while a PIN check is out for one of its doors (``expect_unlock``) the bus
+starts no poll until an unlock comes or ``UNLOCK_HINT_S`` passes, so that
+unlock finds the wire free.  A board
 is asked for its status every ``poll_s`` while it is active (a door of it
 moved, is open, or was unlocked in the last ``ACTIVE_S`` seconds) and every
 ``idle_poll_s`` at rest; boards at rest share one grid, so a quiet bus wakes
@@ -53,6 +56,11 @@ CMD_STATUS, CMD_UNLOCK, REPLY_STATUS = 0x30, 0x31, 0x35
 MAX_GARBAGE = 64            # bytes read past a bad reply before giving up on it
 MAX_DEFER_S = 0.5           # a poll at rest waits for the boards that move at most this long
 OFFLINE_POLL_S = 1.0        # a silent board is asked this often (once, no retries)
+# After expect_unlock, polls wait this long at most for the unlock.  The
+# verifier answers in about 1 ms (local) to tens of ms (central, SIP2); a
+# slower answer only loses the head start, and a door change on the bus is
+# seen at most this much later (one patron at the kiosk at a time).
+UNLOCK_HINT_S = 0.25
 REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
 JOIN_TIMEOUT_S = 2.0
 OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
@@ -121,8 +129,9 @@ class KerongBus:
     (board, lock).  Callbacks (see :class:`~bibbox.locker.domain.ports.LockDriver`)
     run on the bus thread; exceptions they raise are logged and ignored.
     ``idle_poll_s`` (at least ``poll_s``; None: ``poll_s``) is the poll
-    period of a board at rest.  The constructor returns after every board
-    was asked once (or the port failed), so :meth:`read_all` has the doors
+    period of a board at rest; ``hint_hold_s`` the longest
+    :meth:`expect_unlock` holds polls back.  The constructor returns after
+    every board was asked once (or the port failed), so :meth:`read_all` has the doors
     (and :meth:`items` the IR item sensors when ``item_sensors`` is True:
     boards fitted with them); with ``wait=False`` at once, and
     :meth:`wait_first_round` does the waiting (so several buses make their
@@ -132,6 +141,7 @@ class KerongBus:
                  baudrate: int = 19200, poll_s: float = 0.08, timeout_s: float = 0.1,
                  retries: int = 2, hook_open_level: int = 0, item_present_level: int = 1,
                  item_sensors: bool = False, pulse_s: float = 0.8, boards=(), idle_poll_s: float | None = None,
+                 hint_hold_s: float = UNLOCK_HINT_S,
                  on_fired: Callable[[int, float], object] = lambda c, s: None,
                  on_released: Callable[[int], object] = lambda c: None,
                  on_door_change: Callable[[int, bool], object] = lambda c, o: None,
@@ -162,6 +172,8 @@ class KerongBus:
         self._unlocks: deque[int] = deque()
         self._unlock_tries: dict[int, int] = {}      # compartment -> tries made so far
         self._dropped = 0              # all_off()/close() calls: a retry queued before one is void
+        self._hint_hold_s = hint_hold_s
+        self._hinted_until = 0.0       # no poll starts before then (expect_unlock)
         self._releases: list[tuple[float, int]] = []
         self._energised: set[int] = set()
         self._next_poll = dict.fromkeys(self._by_board, 0.0)
@@ -197,10 +209,20 @@ class KerongBus:
         with self._cond:
             if self._closed:
                 raise HardwareError(f"bus {self.name!r} is closed")
+            self._hinted_until = 0.0       # the unlock a hint waited for (or another) is here
             if compartment in self._unlocks:
                 return
             self._unlocks.append(compartment)
             self._cond.notify()
+
+    def expect_unlock(self, compartments) -> None:
+        """A PIN check went out: if one of ``compartments`` is on this bus,
+        start no poll until the next :meth:`pulse` or for ``hint_hold_s``, so
+        the unlock waits at most for the exchange already on the wire.  Sends
+        nothing, opens nothing; other compartments are ignored."""
+        if any(c in self._locks for c in compartments):
+            with self._cond:
+                self._hinted_until = time.monotonic() + self._hint_hold_s
 
     def read(self, compartment: int) -> str:
         if compartment not in self._doors:
@@ -222,8 +244,8 @@ class KerongBus:
             return {c: c in self._energised for c in self._locks}
 
     def all_off(self) -> None:
-        """Drop queued unlocks and their retries.  Sends nothing: a board's
-        pulse ends by itself."""
+        """Drop queued unlocks, their retries and a hint.  Sends nothing: a
+        board's pulse ends by itself."""
         with self._cond:
             if self._unlocks:
                 log.warning("bus %s: dropped queued unlocks of %s", self.name, list(self._unlocks))
@@ -245,6 +267,7 @@ class KerongBus:
         self._energised.clear()
 
     def _drop_unlocks(self):
+        self._hinted_until = 0.0
         self._unlocks.clear()
         self._unlock_tries.clear()
         self._dropped += 1
@@ -273,6 +296,7 @@ class KerongBus:
     def _next_job(self):
         """(lock held) The next try to make, as (method, argument), or
         (None, when) to wait until ``when``: a due release, then an unlock,
+        then nothing while a hint holds polls back (:meth:`expect_unlock`),
         then the due board that moves (due first), then the due board at
         rest (due first) -- unless its try could still be on the wire when
         a board that moves is due (one exchange; ``timeout_s`` for a silent
@@ -285,6 +309,10 @@ class KerongBus:
             return self._release, heapq.heappop(self._releases)[1]
         if self._unlocks:
             return self._unlock, (self._unlocks.popleft(), self._dropped)
+        if now < self._hinted_until:         # keep the wire free for the unlock
+            if self._releases:
+                return None, min(self._hinted_until, self._releases[0][0])
+            return None, self._hinted_until
         moving = resting = None
         soonest = moving_due = now + 60.0
         next_poll, active_until = self._next_poll, self._active_until

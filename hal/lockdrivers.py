@@ -27,6 +27,9 @@ class GpioLocks:
     def pulse(self, compartment, seconds):
         self.relays.pulse(compartment, seconds)
 
+    def expect_unlock(self, compartments):
+        """Nothing: a GPIO relay has no bus to keep free."""
+
     def read(self, compartment):
         return self.doors.read(compartment)
 
@@ -78,6 +81,20 @@ class LockDrivers:
 
     def pulse(self, compartment, seconds):
         self._driver(compartment).pulse(compartment, seconds)
+
+    def expect_unlock(self, compartments):
+        """Hand each driver the hinted compartments it has (unknown ones are
+        ignored).  Never raises: a hint that fails only costs its speed-up."""
+        mine = {}
+        for compartment in compartments:
+            driver = self._route.get(compartment)
+            if driver is not None:
+                mine.setdefault(id(driver), (driver, []))[1].append(compartment)
+        for driver, numbers in mine.values():
+            try:
+                driver.expect_unlock(numbers)
+            except Exception:
+                log.exception("expect_unlock of %s failed", type(driver).__name__)
 
     def read(self, compartment):
         return self._driver(compartment).read(compartment)

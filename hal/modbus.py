@@ -269,6 +269,9 @@ class ModbusBus:
     def pulse(self, compartment, seconds):
         self.bank.pulse(compartment, seconds)
 
+    def expect_unlock(self, compartments):
+        """Nothing: a coil write already goes before the next try of a read."""
+
     def read(self, compartment):
         if compartment not in self._doors:
             raise HardwareError(f"no door on bus {self.name!r} for compartment {compartment!r}")

@@ -50,13 +50,17 @@ class SilentCentral:
 
 
 class RecordingRelays:
-    """The relay port, recording pulses; tests play the relay's answers."""
+    """The relay port, recording pulses and unlock hints (each a tuple of
+    compartments); tests play the relay's answers."""
 
     def __init__(self):
-        self.pulses = []
+        self.pulses, self.hints = [], []
 
     def pulse(self, compartment, seconds):
         self.pulses.append((compartment, seconds))
+
+    def expect_unlock(self, compartments):
+        self.hints.append(tuple(compartments))
 
 
 class Rig:

@@ -279,10 +279,25 @@ class Locker(HardwareEvents, ItemEvents):
             self._guarded(self._reopen_for_patron, answer)
 
     def pin_entered(self, message: msg.PinEntered):
+        """OK with a PIN (card or pickup number): the check goes to the
+        verifier, and the lock drivers are told which doors it may open."""
         check = self._sessions.pin_entered(message.text)
         if check is not None:
+            self._expect_unlock(check.patron_hash)
             self.verifier.verify(check.patron_hash, check.pin, lambda verdict: self.post(
                 msg.VerdictReceived(check.session_id, verdict)), card=check.card)
+
+    def _expect_unlock(self, patron_hash):
+        """Hint the relays at the compartments of the patron's ready holds
+        (best effort: a library system's hold list may open others, and a
+        denial opens none).  The hint only lets a lock bus hold back its
+        polls for a moment; a failing hint never stops the PIN check."""
+        numbers = sorted({h.compartment for h in self._holds.ready_for(patron_hash)})
+        if numbers:
+            try:
+                self.relays.expect_unlock(numbers)
+            except Exception:
+                log.warning("the unlock hint failed", exc_info=True)
 
     def keypad_digits(self, message: msg.KeypadDigits):
         self._sessions.keypad_digits(message.count)

@@ -7,7 +7,7 @@ passed in provides all of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -28,9 +28,14 @@ class Clock(Protocol):
 class Relays(Protocol):
     """The lock relays.  ``pulse`` energises a coil for a capped pulse and
     returns at once; the adapter reports back with ``RelayFired`` and
-    ``RelayReleased`` messages."""
+    ``RelayReleased`` messages.  ``expect_unlock`` is a hint that a pulse of
+    one of ``compartments`` may follow soon (a PIN check went out): an
+    adapter may keep its bus free for it for a short, bounded time.  It
+    never unlocks anything, never raises, and may do nothing."""
 
     def pulse(self, compartment: int, seconds: float) -> None: ...
+
+    def expect_unlock(self, compartments: Iterable[int]) -> None: ...
 
 
 class Verifier(Protocol):
@@ -156,12 +161,16 @@ class LockDriver(Protocol):
     hardware has item sensors) and ``on_board(board, online, compartments)``
     (``BoardOnline``; a silent board's doors read "unknown").
 
+    ``expect_unlock`` is :class:`Relays`' hint: it only delays polls.
+
     Safety contract: a pulse never exceeds ``timing.pulse_s`` (or is timed
     by a board that cannot be told a longer one), and ``all_off()`` and
     ``close()`` never send anything that could unlock.
     """
 
     def pulse(self, compartment: int, seconds: float) -> None: ...
+
+    def expect_unlock(self, compartments: Iterable[int]) -> None: ...
 
     def read(self, compartment: int) -> str: ...
 

@@ -408,3 +408,50 @@ def test_code_screen_can_be_cancelled_and_ignores_other_cards(tmp_path):
     rig.controller.post(KioskAction("cancel"))
     rig.run()
     assert rig.kiosk["screen"] == "idle"
+
+
+# -- the unlock hint (issue 11: the lock bus keeps its wire free for the unlock) --
+class HintsAtVerify:
+    """A verifier that notes the relay hints sent before it was asked, and
+    leaves the check unanswered."""
+
+    def __init__(self, relays):
+        self.relays, self.hints_then = relays, None
+
+    def verify(self, patron_hash, pin, done, *, card=None):
+        self.hints_then = list(self.relays.hints)
+
+
+def test_the_pin_check_hints_at_the_patrons_compartments_before_it_goes_out(rig):
+    rig.place("h1", ALICE_CARD, 3)
+    rig.place("h2", ALICE_CARD, 1)
+    rig.place("h3", BOB_CARD, 2)
+    rig.card(ALICE_CARD)
+    assert rig.relays.hints == []                  # a card alone hints nothing
+    rig.locker.verifier = verifier = HintsAtVerify(rig.relays)
+    rig.pin(ALICE_PIN)
+    assert verifier.hints_then == [(1, 3)]         # Alice's, not Bob's
+    assert rig.relays.pulses == []                 # a hint opens nothing
+
+
+def test_a_hint_for_a_wrong_pin_opens_nothing_and_no_holds_no_hint(rig):
+    rig.place("h1", ALICE_CARD, 2)
+    rig.card(ALICE_CARD)
+    rig.pin("0000")
+    assert rig.kiosk["message"] == "wrong_pin"
+    assert (rig.relays.hints, rig.relays.pulses) == ([(2,)], [])
+    rig.controller.post(KioskAction("cancel"))
+    rig.run()
+    rig.card(BOB_CARD)                             # Bob has nothing here
+    rig.pin(BOB_PIN)
+    assert rig.relays.hints == [(2,)]
+
+
+def test_a_failing_hint_does_not_stop_the_pickup(rig):
+    def broken(compartments):
+        raise RuntimeError("bus gone")
+    rig.relays.expect_unlock = broken
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.pin(ALICE_PIN)
+    assert rig.fire_all() == [1]

@@ -104,6 +104,7 @@ def test_number_and_pin_open_the_patrons_ready_holds_like_the_card(rig):
     place(rig, "h3", BOB_CARD, 2, "6913")
     by_number(rig, "4711", ALICE_PIN)
     assert recording.calls == [(rig.patron_hash(ALICE_CARD), None)]   # no card
+    assert rig.relays.hints == [(1, 3)]            # the lock bus was told, as for a card
     assert rig.kiosk["screen"] == "opening" and rig.kiosk["by_number"] is True
     assert rig.fire_all() == [1, 3]                # both of Alice's, as the card opens
     for n in (1, 3):

@@ -384,3 +384,64 @@ def test_boards_at_rest_are_polled_in_rounds_and_an_unlocked_board_fast(six, eve
         assert request(1, 0, STATUS) not in later and request(2, 0, STATUS) not in later
     finally:
         bus.close()
+
+
+# -- the unlock hint (expect_unlock) --------------------------------------------------
+def _polls_after(sim, at):
+    return [f for f in list(sim.requests)[at:] if f[2] == STATUS]
+
+
+def test_a_hinted_bus_starts_no_poll_until_the_unlock_and_another_bus_polls_on(six, events):
+    """The hint comes while board 2's poll is on the wire: that exchange ends,
+    then nothing goes out on this bus (the other bus, not hinted, keeps
+    polling) until the unlock, which is the next frame; then polls resume."""
+    from bibbox.hal.lockdrivers import LockDrivers
+    other = SimulatedKerongBus([0])
+    hinted = KerongBus("h", six.path, {b * 16 + 1: (b, 0) for b in range(6)}, poll_s=0.02,
+                       timeout_s=0.3, hint_hold_s=60.0, **events.callbacks())
+    free = KerongBus("f", other.path, {201: (0, 0)}, poll_s=0.02, timeout_s=0.3)
+    drivers = LockDrivers([hinted, free])
+    try:
+        hinted_at = threading.Event()
+        later = _once(six, lambda f: f == request(2, 0, STATUS)
+                      and drivers.expect_unlock([33, 999]) is None and not hinted_at.set())
+        assert hinted_at.wait(10), "the hint was never sent"
+        at_other = len(other.requests)
+        wait_until(lambda: len(other.requests) >= at_other + 10, what="the other bus polling")
+        assert later() == []                 # board 2's exchange ended, nothing went out since
+        hinted.pulse(49, 0.5)
+        wait_until(lambda: (49,) in events.of("fired"), what="the unlock confirmed")
+        wait_until(lambda: len(later()) >= 7, what="polls after the unlock")
+        assert later()[0] == request(3, 0, UNLOCK)
+        assert six.unlocks() == [(3, 0)]                   # the hint opened nothing
+    finally:
+        drivers.close()
+        other.close()
+
+
+def test_a_hint_holds_polls_back_only_for_the_hold_time(six, events):
+    bus = KerongBus("t", six.path, {1: (0, 0), 17: (1, 0)}, poll_s=0.02, timeout_s=0.3,
+                    hint_hold_s=0.2, **events.callbacks())
+    try:
+        bus.expect_unlock([17])
+        at = len(six.requests)
+        wait_until(lambda: len(_polls_after(six, at)) >= 5, what="polling again")
+        assert six.unlocks() == []                         # no unlock came, none was sent
+    finally:
+        bus.close()
+
+
+def test_a_hint_for_another_bus_or_all_off_leaves_polling_alone(six, events):
+    bus = KerongBus("u", six.path, {1: (0, 0)}, poll_s=0.02, timeout_s=0.3, hint_hold_s=60.0,
+                    **events.callbacks())
+    try:
+        bus.expect_unlock([2, 99])                         # none of them on this bus
+        at = len(six.requests)
+        wait_until(lambda: len(_polls_after(six, at)) >= 5, what="polls despite the hint")
+        bus.expect_unlock([1])
+        bus.all_off()                                      # drops the hint with the unlocks
+        at = len(six.requests)
+        wait_until(lambda: len(_polls_after(six, at)) >= 5, what="polls after all_off")
+        assert six.unlocks() == []
+    finally:
+        bus.close()
