@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from bibbox.hal.serial_link import ACTIVE_S, REPLY_LEN, Link, next_poll_at, open_serial
+from bibbox.hal.serial_link import REPLY_LEN, Link, next_poll_at, open_serial, set_moving
 from bibbox.locker.domain.buses import board_id
 from bibbox.locker.domain.errors import HardwareError
 
@@ -506,15 +506,9 @@ class KerongBus:
         return bool((hooks if self._hook_open else ~hooks) & self._masks.get(board, 0))
 
     def _activate(self, board):
-        """(lock held) ``board`` moves: poll it every ``poll_s`` for the next
-        ``ACTIVE_S`` seconds (then every ``idle_poll_s``), the next time
-        within ``poll_s``.  The other boards keep their pace."""
-        if self._idle_poll_s == self._poll_s or board not in self._next_poll:
-            return
-        now = time.monotonic()
-        self._active_until[board] = now + ACTIVE_S
-        if self._next_poll[board] > now + self._poll_s:
-            self._next_poll[board] = now + self._poll_s
+        """(lock held) ``board`` moves (see :func:`set_moving`)."""
+        set_moving(self._next_poll, self._active_until, board, time.monotonic(),
+                   self._poll_s, self._idle_poll_s)
 
     def _set_online(self, board, online):
         if self._online.get(board) is online:

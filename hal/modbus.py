@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from bibbox.hal.serial_link import ACTIVE_S, next_poll_at, open_serial
+from bibbox.hal.serial_link import next_poll_at, open_serial, set_moving
 from bibbox.hal.relays import RelayBank
 from bibbox.locker.domain.buses import NO_CHANNEL, board_id
 from bibbox.locker.domain.errors import HardwareError
@@ -210,14 +210,10 @@ class ModbusBus:
             self._wake.wait(max(0.0, wait))
 
     def _activate(self, unit):
-        """``unit`` moves: poll it every ``poll_s`` for the next ``ACTIVE_S``
-        seconds, the next time within ``poll_s``."""
-        if self._idle_poll_s == self._poll_s or unit not in self._next_poll:
-            return
-        now = time.monotonic()
-        self._active_until[unit] = now + ACTIVE_S
-        if self._next_poll[unit] > now + self._poll_s:
-            self._next_poll[unit] = now + self._poll_s
+        """``unit`` moves (see :func:`set_moving`); wake the bus thread when
+        its next poll came earlier."""
+        if set_moving(self._next_poll, self._active_until, unit, time.monotonic(),
+                      self._poll_s, self._idle_poll_s):
             self._wake.set()
 
     def _poll_all_once(self):

@@ -25,6 +25,20 @@ def next_poll_at(due, now, active, poll_s, idle_poll_s):
     return due + poll_s if due + poll_s > now else now + poll_s
 
 
+def set_moving(next_poll, active_until, key, now, poll_s, idle_poll_s):
+    """``key`` (a board, a unit) moves: poll it every ``poll_s`` for the next
+    ``ACTIVE_S`` seconds (then every ``idle_poll_s``), the next time within
+    ``poll_s``; the others keep their pace.  True when its next poll came
+    earlier (a sleeping bus thread should then wake)."""
+    if idle_poll_s == poll_s or key not in next_poll:
+        return False
+    active_until[key] = now + ACTIVE_S
+    if next_poll[key] > now + poll_s:
+        next_poll[key] = now + poll_s
+        return True
+    return False
+
+
 def open_serial(port, baudrate, timeout_s):
     import serial
     return serial.serial_for_url(port, baudrate=baudrate, bytesize=8, parity="N",

@@ -48,8 +48,9 @@ retries = 1
     return path
 
 
-def pickup(daemon, card, pin, item):
-    """Load ``item`` for ``card`` (the card path), then collect it."""
+def load(daemon, card, item):
+    """Staff load ``item`` for ``card`` (the card path); its compartment,
+    once the hold is ready."""
     patron = daemon.hasher.patron(CardNumber.parse(card))
     loaded = daemon.controller.call(lambda locker: locker.load_hold(
         "staff:test", patron_hash=patron, items=[{"barcode": item, "title": "x"}]))
@@ -58,6 +59,16 @@ def pickup(daemon, card, pin, item):
     wait_until(lambda: sim.door_is_open(n), what="the door springs open")
     sim.set_door(n, False)
     wait_until(lambda: not sim.relay_energised(n), what="the relay released")
+    wait_until(lambda: daemon.controller.call(lambda locker: [
+        h.state.value for h in locker.holds.values() if h.compartment == n]) == ["ready"],
+        what="the hold is ready")
+    return n
+
+
+def pickup(daemon, card, pin, item):
+    """Load ``item`` for ``card`` (the card path), then collect it."""
+    n = load(daemon, card, item)
+    sim = daemon.simulator
     board = daemon.controller.board
     version = board.get("kiosk")["version"]
     sim.write_card(f"{card}\r".encode())

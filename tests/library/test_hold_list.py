@@ -11,28 +11,11 @@ the test library system.
 
 from bibbox.daemon.bootstrap import Daemon
 from bibbox.daemon.config_file import load as load_config
-from bibbox.locker.domain.identity import CardNumber
 from bibbox.locker.domain.messages import PinEntered
 from tests.domain_helpers import wait_until
-from tests.library.test_daemon_library import SITE_KEY, library_config
+from tests.library.test_daemon_library import SITE_KEY, library_config, load
 
 HEALTH_CARD_OF_L0001 = "1507804321"     # library.json: "same_as": "L0001"
-
-
-def load(daemon, card, item):
-    """Staff load ``item`` for ``card`` (the card path); its compartment."""
-    patron = daemon.hasher.patron(CardNumber.parse(card))
-    loaded = daemon.controller.call(lambda locker: locker.load_hold(
-        "staff:test", patron_hash=patron, items=[{"barcode": item, "title": "x"}]))
-    n = loaded["compartment"]
-    sim = daemon.simulator
-    wait_until(lambda: sim.door_is_open(n), what="the door springs open")
-    sim.set_door(n, False)
-    wait_until(lambda: not sim.relay_energised(n), what="the relay released")
-    wait_until(lambda: daemon.controller.call(lambda locker: [
-        h.state.value for h in locker.holds.values() if h.compartment == n]) == ["ready"],
-        what="the hold is ready")
-    return n
 
 
 def show_card(daemon, card, pin):
