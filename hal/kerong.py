@@ -21,18 +21,19 @@ wire (14 bytes, 7.3 ms at 19200 baud; ``timeout_s`` if that board is silent),
 never for the rest of a poll round or for a silent board's retries; and
 while a PIN check is out for one of its doors (``expect_unlock``) the bus
 starts no poll until an unlock comes or ``UNLOCK_HINT_S`` passes, so that
-unlock finds the wire free.  A board
-is asked for its status every ``poll_s`` while it is active (a door of it
-moved, is open, or was unlocked in the last ``ACTIVE_S`` seconds) and every
-``idle_poll_s`` at rest; boards at rest share one grid, so a quiet bus wakes
-once a round, not once a board.  A request that gets no valid reply (none,
-garbage, a wrong checksum, another board's reply, a late one) is tried
-``retries`` more times; then the board counts as offline (``on_board`` ->
-``BoardOnline(False)``, its doors "unknown") and is asked once a second until
-it answers.  A port that fails (unplugged) is closed and reopened with
-backoff, every board on it offline meanwhile.  ``all_off()`` and ``close()``
-send nothing at all.  No timer or thread per door: idle cost is the polling,
-and an unchanged status reply calls nothing.
+unlock finds the wire free.  A board is asked for its status every
+``poll_s`` while it is active (a door of it moved, is open, or was unlocked
+in the last ``ACTIVE_S`` seconds) and every ``idle_poll_s`` at rest; boards
+at rest share one grid, so a quiet bus wakes once a round, not once a board.
+A request that gets no valid reply (none, garbage, a wrong checksum, another
+board's reply, a late one) is tried ``retries`` more times; then the board
+counts as offline (``on_board`` -> ``BoardOnline(False)``, its doors
+"unknown") and is asked once a second until it answers.  A port that
+fails (unplugged) is closed and reopened with backoff, every board on it
+offline meanwhile.  An unlock not sent then, or within
+``UNLOCK_MAX_AGE_S``, is dropped, never sent late.  ``all_off()`` and
+``close()`` send nothing at all.  No timer or thread per door: idle
+cost is the polling, and an unchanged status reply calls nothing.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ OFFLINE_POLL_S = 1.0        # a silent board is asked this often (once, no retri
 UNLOCK_HINT_S = 0.25
 REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
 JOIN_TIMEOUT_S = 2.0
+# An unlock not on the wire this long after it was asked for is dropped: a
+# door must not spring open long after the patron (a bus unplugged, say).
+UNLOCK_MAX_AGE_S = 2.0
 OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
 
 
@@ -140,7 +144,8 @@ class KerongBus:
     def __init__(self, name: str, port: str, locks: Mapping[int, tuple[int, int]], *,
                  baudrate: int = 19200, poll_s: float = 0.08, timeout_s: float = 0.1,
                  retries: int = 2, hook_open_level: int = 0, item_present_level: int = 1,
-                 item_sensors: bool = False, pulse_s: float = 0.8, boards=(), idle_poll_s: float | None = None,
+                 item_sensors: bool = False, pulse_s: float = 0.8, boards=(),
+                 idle_poll_s: float | None = None,
                  hint_hold_s: float = UNLOCK_HINT_S,
                  on_fired: Callable[[int, float], object] = lambda c, s: None,
                  on_released: Callable[[int], object] = lambda c: None,
@@ -170,6 +175,7 @@ class KerongBus:
         self._opener = opener
         self._cond = threading.Condition()
         self._unlocks: deque[int] = deque()
+        self._unlock_asked: dict[int, float] = {}   # compartment -> when pulse() queued it
         self._unlock_tries: dict[int, int] = {}      # compartment -> tries made so far
         self._dropped = 0              # all_off()/close() calls: a retry queued before one is void
         self._hint_hold_s = hint_hold_s
@@ -210,9 +216,14 @@ class KerongBus:
             if self._closed:
                 raise HardwareError(f"bus {self.name!r} is closed")
             self._hinted_until = 0.0       # the unlock a hint waited for (or another) is here
+            if self._link is None and self._reopen_at:
+                log.error("bus %s: port down, unlock of compartment %d not sent", self.name,
+                          compartment)
+                return
             if compartment in self._unlocks:
                 return
             self._unlocks.append(compartment)
+            self._unlock_asked[compartment] = time.monotonic()
             self._cond.notify()
 
     def expect_unlock(self, compartments) -> None:
@@ -270,6 +281,7 @@ class KerongBus:
         self._hinted_until = 0.0
         self._unlocks.clear()
         self._unlock_tries.clear()
+        self._unlock_asked.clear()
         self._dropped += 1
 
     # -- the bus thread ---------------------------------------------------------------
@@ -307,8 +319,14 @@ class KerongBus:
             return (self._open, None) if now >= self._reopen_at else (None, self._reopen_at)
         if self._releases and self._releases[0][0] <= now:
             return self._release, heapq.heappop(self._releases)[1]
-        if self._unlocks:
-            return self._unlock, (self._unlocks.popleft(), self._dropped)
+        while self._unlocks:
+            compartment = self._unlocks.popleft()
+            if now - self._unlock_asked.get(compartment, now) <= UNLOCK_MAX_AGE_S:
+                return self._unlock, (compartment, self._dropped)
+            self._unlock_tries.pop(compartment, None)
+            self._unlock_asked.pop(compartment, None)
+            log.error("bus %s: unlock of compartment %d dropped, %.1f s old", self.name,
+                      compartment, UNLOCK_MAX_AGE_S)
         if now < self._hinted_until:         # keep the wire free for the unlock
             if self._releases:
                 return None, min(self._hinted_until, self._releases[0][0])
@@ -355,6 +373,10 @@ class KerongBus:
         log.error("bus %s: port %s failed (%s); reopening in %.1f s", self.name,
                   self.port_name, exc, self._reopen_s)
         with self._cond:
+            if self._unlocks:
+                log.error("bus %s: port down, unlocks of %s not sent", self.name,
+                          list(self._unlocks))
+            self._drop_unlocks()
             self._reopen_at = time.monotonic() + self._reopen_s
             self._reopen_s = min(self._reopen_s * 2, REOPEN_MAX_S)
             for board in self._next_poll:
@@ -417,6 +439,8 @@ class KerongBus:
                 if retry and compartment not in self._unlocks:
                     self._unlock_tries[compartment] = tried
                     self._unlocks.append(compartment)
+                elif not retry:
+                    self._unlock_asked.pop(compartment, None)
             if not retry:
                 log.error("bus %s: board %d did not confirm the unlock of lock %d "
                           "(compartment %d)", self.name, board, lock, compartment)
@@ -425,6 +449,7 @@ class KerongBus:
         log.info("bus %s: board %d unlocked lock %d (compartment %d)", self.name, board, lock,
                  compartment)
         with self._cond:
+            self._unlock_asked.pop(compartment, None)
             self._energised.add(compartment)
             heapq.heappush(self._releases, (time.monotonic() + self._pulse_s, compartment))
             self._activate(board)

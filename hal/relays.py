@@ -215,13 +215,15 @@ class RelayBank:
             self._force_off()  # also covers a write that was stuck while close() ran
 
     def _fire(self, compartment, pulse_s):
+        # the pulse counts from before the write: a board's write may be
+        # retried after it already switched the coil on (a lost reply)
+        deadline = time.monotonic() + pulse_s
         try:
             self._devices[compartment].on()
         except Exception:
             log.exception("relay of compartment %s could not be energised", compartment)
             self._write_off(compartment)
             return
-        deadline = time.monotonic() + pulse_s
         self._energised[compartment] = deadline
         heapq.heappush(self._deadlines, (deadline, compartment))
         log.info("relay of compartment %s on for %.2f s", compartment, pulse_s)

@@ -184,6 +184,32 @@ def test_an_unplugged_bus_is_reopened(sim, driver, events):
     wait_until(lambda: (2,) in events.of("fired"), what="an unlock after the replug")
 
 
+def test_an_unlock_asked_while_the_bus_is_unplugged_is_never_sent(sim, driver, events):
+    """A door must not spring open when the cable is back, long after the patron."""
+    sim.unplug()
+    wait_until(lambda: {b for b, online, _ in events.of("board") if not online}
+               == {"a/0", "a/1", "a/2"}, what="every board offline")
+    driver.pulse(2, 0.5)
+    sim.replug()
+    wait_until(lambda: all(driver.health().values()), what="the port reopened")
+    driver.pulse(33, 0.5)                      # asked after the replug: sent
+    wait_until(lambda: (33,) in events.of("fired"), what="the new unlock")
+    assert sim.unlocks() == [(2, 3)] and (2,) not in events.of("fired")   # 33 only
+
+
+def test_an_unlock_that_waited_too_long_is_dropped(sim, events, monkeypatch):
+    from bibbox.hal import kerong
+    monkeypatch.setattr(kerong, "UNLOCK_MAX_AGE_S", 0.0)   # every unlock is already too old
+    bus = KerongBus("o", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, **events.callbacks())
+    try:
+        polls = len(sim.requests)
+        bus.pulse(2, 0.5)
+        wait_until(lambda: len(sim.requests) > polls + 3, what="polling goes on")
+        assert sim.unlocks() == [] and events.of("fired") == []
+    finally:
+        bus.close()
+
+
 def test_a_missing_port_at_start_is_an_offline_bus_not_a_crash(tmp_path, events):
     bus = KerongBus("c", str(tmp_path / "nothing"), {1: (0, 0)}, **events.callbacks())
     try:
