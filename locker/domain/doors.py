@@ -19,6 +19,10 @@ from bibbox.locker.domain.errors import StoreError
 from bibbox.locker.domain.model import AlarmKind, DoorState, EventType, Opening
 
 FORCED_SETTLE_S = 2.0   # a forced-door alarm clears once the door stays shut this long
+# An opening whose lock never reported firing this long after it was asked
+# for (a board that did not confirm, a bus unplugged: the unlock is dropped,
+# never sent late) ends as a jam.  Well past a queue of pulses one coil at a time.
+UNFIRED_S = 30.0
 # The alarms :meth:`Doors.due` raises or clears by time.
 WATCHED_ALARMS = (AlarmKind.DOOR_HELD_OPEN, AlarmKind.SENSOR_FLAPPING, AlarmKind.DOOR_FORCED)
 
@@ -191,13 +195,19 @@ class Doors:
 
     # -- time ---------------------------------------------------------------------------
     def _waiting(self, opening):
-        return opening.fired_mono is not None and not opening.seen_open and not opening.jammed
+        return not opening.seen_open and not opening.jammed
+
+    def _jams_at(self, opening):
+        """When an opening still waiting for its door counts as jammed."""
+        if opening.fired_mono is None:
+            return opening.requested_mono + UNFIRED_S
+        return opening.fired_mono + self.timing.door_open_timeout_s
 
     def due(self, now):
         """What is due at monotonic ``now`` (see :meth:`forget_settled`)."""
         t = self.timing
         jammed = [n for n, o in self.openings.items()
-                  if self._waiting(o) and now >= o.fired_mono + t.door_open_timeout_s]
+                  if self._waiting(o) and now >= self._jams_at(o)]
         alarms = []
         for number in sorted(self.watched):
             door = self.tracks[number]
@@ -229,8 +239,7 @@ class Doors:
         """Monotonic times at which :meth:`due` will have work;
         ``is_raised(kind, number)`` tells which alarms are up."""
         t = self.timing
-        times = [o.fired_mono + t.door_open_timeout_s for o in self.openings.values()
-                 if self._waiting(o)]
+        times = [self._jams_at(o) for o in self.openings.values() if self._waiting(o)]
         for number in self.watched:
             door = self.tracks[number]
             if door.state is DoorState.OPEN and door.opened_mono is not None and \

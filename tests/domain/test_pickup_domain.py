@@ -151,6 +151,23 @@ def test_jammed_door_raises_alarm_and_hold_stays_ready(rig):
     assert rig.outbox_types().count("alarm.raised") == 1   # raised once
 
 
+def test_an_unlock_the_lock_never_confirms_ends_as_a_jam(rig):
+    """A board that never confirmed the unlock (or a bus unplugged: the
+    driver drops it rather than send it late) must not leave the opening,
+    and so the compartment, stuck for ever."""
+    from bibbox.locker.domain.doors import UNFIRED_S
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.pin(ALICE_PIN)
+    assert rig.relays.pulses == [(1, rig.cfg.timing.pulse_s)]     # asked, never fired
+    rig.advance(rig.cfg.timing.door_open_timeout_s + 1)
+    assert 1 in rig.locker.openings                                # a slow queue is not a jam
+    rig.advance(UNFIRED_S)
+    assert 1 not in rig.locker.openings
+    assert [a["alarm"] for a in rig.state["alarms"]] == ["door_jammed"]
+    assert rig.store.hold("h1").state is HoldState.READY
+
+
 def test_forced_door_and_held_open_alarms_raise_once_and_clear(rig):
     rig.door(2, True)
     assert [a["alarm"] for a in rig.state["alarms"]] == ["door_forced"]
