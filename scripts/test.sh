@@ -14,6 +14,8 @@ need chromium chromium
 need shellcheck shellcheck
 need openssl openssl
 need systemd-analyze systemd
+# only while axe-core (below) is not installed yet: npm fetches it
+[ -f tests/node_modules/axe-core/axe.min.js ] || need npm npm
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
