@@ -98,6 +98,8 @@ class ModbusBus:
         self._online: dict[int, bool | None] = dict.fromkeys(self._units)
         self._next_poll = dict.fromkeys(self._units, 0.0)
         self._active_until = dict.fromkeys(self._units, 0.0)
+        # the two above change from the poll thread and from coil writes
+        self._schedule = threading.Lock()
         self._doors = dict.fromkeys(self._channels, UNKNOWN)
         self._closed = False
         self._open_port()
@@ -212,8 +214,10 @@ class ModbusBus:
     def _activate(self, unit):
         """``unit`` moves (see :func:`set_moving`); wake the bus thread when
         its next poll came earlier."""
-        if set_moving(self._next_poll, self._active_until, unit, time.monotonic(),
-                      self._poll_s, self._idle_poll_s):
+        with self._schedule:
+            hastened = set_moving(self._next_poll, self._active_until, unit, time.monotonic(),
+                                  self._poll_s, self._idle_poll_s)
+        if hastened:
             self._wake.set()
 
     def _poll_all_once(self):
@@ -236,9 +240,10 @@ class ModbusBus:
                           self.name, unit, exc)
             self._set_online(unit, False)
             return
-        self._next_poll[unit] = next_poll_at(self._next_poll[unit], now,
-                                             now < self._active_until[unit], self._poll_s,
-                                             self._idle_poll_s)
+        with self._schedule:
+            self._next_poll[unit] = next_poll_at(self._next_poll[unit], now,
+                                                 now < self._active_until[unit], self._poll_s,
+                                                 self._idle_poll_s)
         self._set_online(unit, True)
         moved = False
         for door_input, compartment in inputs.items():
