@@ -3,7 +3,7 @@
 import pytest
 
 from tests.library.acs import FbsServer, Library, SipServer, make_ca, server_context
-from tests.privacy_needles import pin_pattern, pin_text
+from tests.privacy_needles import card_pattern, pin_pattern, pin_text
 
 
 @pytest.fixture(scope="session")
@@ -43,16 +43,12 @@ def fbs_server(test_ca):
 # -- privacy: every test here is scanned afterwards ------------------------------------
 def _secrets():
     import json
-    import re
 
     from tests.library.acs import DATA
     data = json.loads(DATA.read_text(encoding="utf-8"))
     cards, pins = [], []
     for card, patron in data["patrons"].items():
-        forms = {card, card.lower()}
-        if card.isdigit() and len(card) == 10:
-            forms |= {f"{card[:6]}-{card[6:]}", f"{card[:6]} {card[6:]}"}
-        cards += [re.compile(re.escape(f).encode()) for f in forms]
+        cards.append(card_pattern(card))
         if "pin" in patron:
             pins.append(pin_pattern(patron["pin"]))
     return cards, pins

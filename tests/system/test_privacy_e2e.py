@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 
 import pytest
 
 from bibbox.locker.domain.messages import PinEntered
 from tests.browser import Kiosk
-from tests.privacy_needles import pin_pattern, pin_text
+from tests.privacy_needles import Needles
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -41,34 +40,8 @@ CARDS = [KAREN, OLE, METTE, STRANGER]
 PINS = [KAREN_PIN, OLE_PIN, METTE_PIN, STRANGER_PIN, WRONG_PIN]
 
 
-def needles():
-    """(label, compiled bytes regex) for everything that must not be found."""
-    found = []
-    for card in CARDS:
-        forms = {card, card.lower()}
-        if card.isdigit():
-            forms.add(f"{card[:6]}-{card[6:]}")
-        for form in forms:
-            found.append((f"card {card}", re.compile(re.escape(form.encode()))))
-    for pin in PINS:
-        found.append((f"PIN {pin}", pin_pattern(pin)))
-    for secret in CARDS + PINS:
-        for algo in ("md5", "sha1", "sha256", "sha512"):
-            digest = hashlib.new(algo, secret.encode()).hexdigest()
-            found.append((f"{algo}({secret})", re.compile(digest.encode(), re.I)))
-    return found
-
-
-NEEDLES = needles()
-
-
-def leaks(data: bytes | str):
-    """The labels of every needle found in ``data``."""
-    if isinstance(data, str):
-        data = data.encode("utf-8", "backslashreplace")
-    masked = pin_text(data)
-    return sorted({label for label, pattern in NEEDLES
-                   if pattern.search(masked if label.startswith("PIN ") else data)})
+NEEDLES = Needles(CARDS, PINS)
+leaks = NEEDLES.leaks
 
 
 def test_the_scanner_finds_what_it_looks_for():

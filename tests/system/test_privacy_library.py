@@ -17,9 +17,7 @@ a network the configuration marks as trusted.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import shutil
 
 import pytest
@@ -30,7 +28,7 @@ from bibbox.library.client import LibraryClient
 from bibbox.library.sip2 import ReplyError
 from bibbox.library.transport import InsecureTransport, SipTransport
 from tests.library.acs import RawServer
-from tests.privacy_needles import pin_pattern, pin_text
+from tests.privacy_needles import Needles
 from tests.library.demo_flow import (BIRTHE, BIRTHE_PIN, JENS, JENS_PIN, METTE, METTE_ITEMS,
                                      METTE_PIN, SOREN, SOREN_ITEM, SOREN_PIN, WRONG_PIN, Http,
                                      collect, deny, load_by_item, start_demo)
@@ -45,36 +43,8 @@ PAGES = ["/", "/api/kiosk", "/staff/", "/staff/api/state", "/staff/api/announced
          "/staff/alarms", "/staff/admin", "/static/kiosk.js", "/status", "/api/status"]
 
 
-def card_forms(card):
-    forms = {card, card.lower()}
-    if card.isdigit() and len(card) == 10:
-        forms |= {f"{card[:6]}-{card[6:]}", f"{card[:6]} {card[6:]}"}
-    return forms
-
-
-def needles():
-    found = []
-    for card in CARDS:
-        for form in card_forms(card):
-            found.append((f"card {card}", re.compile(re.escape(form.encode()))))
-    for pin in PINS:       # whole tokens, outside UUIDs and decimals (tests/privacy_needles.py)
-        found.append((f"PIN {pin}", pin_pattern(pin)))
-    for secret in CARDS + PINS:
-        for algo in ("md5", "sha1", "sha256"):
-            found.append((f"{algo}({secret})", re.compile(
-                hashlib.new(algo, secret.encode()).hexdigest().encode(), re.I)))
-    return found
-
-
-NEEDLES = needles()
-
-
-def leaks(data):
-    if isinstance(data, str):
-        data = data.encode("utf-8", "backslashreplace")
-    masked = pin_text(data)
-    return sorted({label for label, pattern in NEEDLES
-                   if pattern.search(masked if label.startswith("PIN ") else data)})
+NEEDLES = Needles(CARDS, PINS)
+leaks = NEEDLES.leaks
 
 
 def test_the_scanner_finds_every_form():
