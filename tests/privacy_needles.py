@@ -12,6 +12,7 @@ looked for in the data as written)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 
 UUID = re.compile(rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -65,3 +66,25 @@ class Needles:
         masked = pin_text(data)
         return sorted({label for label, p in self.patterns if p.search(data)} |
                       {label for label, p in self.pin_patterns if p.search(masked)})
+
+
+LOG_FORMAT = logging.Formatter("%(name)s %(levelname)s %(message)s")
+
+
+def log_text(record: logging.LogRecord) -> str:
+    """All a log record holds: the formatted line, its arguments and its
+    attributes (a handler may write any of them)."""
+    return LOG_FORMAT.format(record) + repr(record.args) + repr(vars(record))
+
+
+class Scan:
+    """Collects what :class:`Needles` finds, by where it was found:
+    ``scan(where, data)``; ``found`` is empty when nothing leaked."""
+
+    def __init__(self, needles: Needles):
+        self.needles, self.found = needles, {}
+
+    def __call__(self, where: str, data: bytes | str) -> None:
+        hits = self.needles.leaks(data)
+        if hits:
+            self.found.setdefault(where, []).extend(hits)

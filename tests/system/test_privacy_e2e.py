@@ -26,7 +26,7 @@ import pytest
 
 from bibbox.locker.domain.messages import PinEntered
 from tests.browser import Kiosk
-from tests.privacy_needles import Needles
+from tests.privacy_needles import Needles, Scan, log_text
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -108,20 +108,12 @@ def test_no_card_number_or_pin_in_logs_database_or_kiosk_traffic(
     assert any("collected" in r.getMessage() for r in caplog.records)
     kiosk_page.close()
 
-    found = {}
-
-    def scan(where, data):
-        hits = leaks(data)
-        if hits:
-            found[where] = hits
-
-    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    scan = Scan(NEEDLES)
     assert caplog.records, "no log records captured"
     debug_seen = False
     for i, record in enumerate(caplog.records):
         debug_seen |= record.levelno == logging.DEBUG
-        scan(f"log record {i} ({record.name})",
-             formatter.format(record) + repr(record.args) + repr(vars(record)))
+        scan(f"log record {i} ({record.name})", log_text(record))
     assert debug_seen, "DEBUG records were not captured"
     out, err = capfd.readouterr()
     scan("stdout", out)
@@ -145,7 +137,7 @@ def test_no_card_number_or_pin_in_logs_database_or_kiosk_traffic(
         scan(f"DOM after pickup {i + 1}", dom)
     scan("browser storage", storage)
 
-    assert found == {}
+    assert scan.found == {}
 
 
 def test_the_wal_was_scanned_while_it_held_data(make_demo, tmp_path):

@@ -28,7 +28,7 @@ from bibbox.library.client import LibraryClient
 from bibbox.library.sip2 import ReplyError
 from bibbox.library.transport import InsecureTransport, SipTransport
 from tests.library.acs import RawServer
-from tests.privacy_needles import Needles
+from tests.privacy_needles import Needles, Scan, log_text
 from tests.library.demo_flow import (BIRTHE, BIRTHE_PIN, JENS, JENS_PIN, METTE, METTE_ITEMS,
                                      METTE_PIN, SOREN, SOREN_ITEM, SOREN_PIN, WRONG_PIN, Http,
                                      collect, deny, load_by_item, start_demo)
@@ -84,22 +84,15 @@ def test_no_card_number_or_pin_anywhere_after_a_library_demo_run(tmp_path, ils, 
         daemon.stop()
     assert {t for t, _ in outbox} >= {"hold.collected", "pickup.denied"}
 
-    found = {}
-
-    def scan(where, data):
-        hits = leaks(data)
-        if hits:
-            found[where] = hits
-
-    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    scan = Scan(NEEDLES)
     assert any(r.levelno == logging.DEBUG for r in caplog.records)
     assert any(r.name.startswith("bibbox.library") for r in caplog.records)
     for i, record in enumerate(caplog.records):
-        text = formatter.format(record) + repr(record.args) + repr(vars(record))
+        text = log_text(record)
         scan(f"log record {i} ({record.name})", text)
         for name in NAMES:
             if name in text:
-                found.setdefault(f"log record {i}", []).append(name)
+                scan.found.setdefault(f"log record {i}", []).append(name)
     out, err = capfd.readouterr()
     scan("stdout", out)
     scan("stderr", err)
@@ -114,7 +107,7 @@ def test_no_card_number_or_pin_anywhere_after_a_library_demo_run(tmp_path, ils, 
     assert any(path.startswith("/staff/api/item") for path, _ in served)
     for i, (path, body) in enumerate(served):
         scan(f"response {i} {path}", body)
-    assert found == {}
+    assert scan.found == {}
 
 
 def test_a_reply_that_does_not_parse_is_logged_redacted_at_debug(caplog):
