@@ -99,8 +99,10 @@ def test_after_the_window_the_card_starts_over(rig):
     assert rig.relays.pulses == []
 
 
-def test_the_window_closes_before_the_receipt_does(tmp_path):
-    rig = Rig(tmp_path, timing={"reopen_window_s": 20, "kiosk_idle_s": 45})
+def collected_once(tmp_path, **timing):
+    """Alice took her one hold from door 1 (opened and closed) on a locker
+    with ``timing``; the rig, on the receipt."""
+    rig = Rig(tmp_path, timing=timing)
     rig.start()
     rig.add_patron(ALICE_CARD, ALICE_PIN)
     rig.place("h1", ALICE_CARD, 1)
@@ -109,6 +111,11 @@ def test_the_window_closes_before_the_receipt_does(tmp_path):
     rig.fire_all()
     rig.door(1, True)
     rig.door(1, False)
+    return rig
+
+
+def test_the_window_closes_before_the_receipt_does(tmp_path):
+    rig = collected_once(tmp_path, reopen_window_s=20, kiosk_idle_s=45)
     assert rig.kiosk["reopen"] is True
     rig.advance(20.5)
     assert rig.kiosk["screen"] == "receipt" and rig.kiosk["reopen"] is False
@@ -136,15 +143,7 @@ def test_done_ends_the_window(rig):
 
 
 def test_a_window_of_zero_turns_reopening_off(tmp_path):
-    rig = Rig(tmp_path, timing={"reopen_window_s": 0})
-    rig.start()
-    rig.add_patron(ALICE_CARD, ALICE_PIN)
-    rig.place("h1", ALICE_CARD, 1)
-    rig.card(ALICE_CARD)
-    rig.pin(ALICE_PIN)
-    rig.fire_all()
-    rig.door(1, True)
-    rig.door(1, False)
+    rig = collected_once(tmp_path, reopen_window_s=0)
     assert rig.kiosk["reopen"] is False
     rig.card(ALICE_CARD)
     assert rig.kiosk["screen"] == "pin"
