@@ -27,7 +27,7 @@ import threading
 import time
 import tty
 
-from bibbox.hal.kerong import CMD_STATUS, CMD_UNLOCK, ETX, STX, checksum, status_reply
+from bibbox.hal.kerong_protocol import CMD_STATUS, CMD_UNLOCK, ETX, STX, checksum, status_reply
 
 log = logging.getLogger("bibbox.sim.kerong")
 GARBAGE = bytes((0xFF, 0x13, 0x02, 0x37, 0x00, 0x99, 0x03, 0x42, 0x02, 0x35, 0xFE))

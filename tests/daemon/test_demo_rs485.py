@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bibbox.daemon.cli import DEMO_PATRONS, demo_daemon, main
-from bibbox.hal.kerong import request
+from bibbox.hal.kerong_protocol import request
 from bibbox.locker.domain.messages import PinEntered
 from tests.domain_helpers import wait_until
 

@@ -194,7 +194,7 @@ def test_refused_while_a_daemon_answers_on_the_kiosk_port(sim, capsys):
 def test_board_doors_are_tested_through_their_boards(tmp_path, capsys):
     """On the 48-door demo every lock is on a KR-CU16 board: the test sends
     the unlock frame, sees the door open by polling, and names the board."""
-    from bibbox.hal.kerong import request
+    from bibbox.hal.kerong_protocol import request
     cfg = load_config(ROOT / "config" / "demo-48-rs485.toml")
     cfg = config_mod.replace(cfg, locker={"state_dir": str(tmp_path)})
     hw = selftest.Hardware(cfg)

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from bibbox.hal import kerong
-from bibbox.hal.kerong import KerongBus, find_status, request, status_reply
+from bibbox.hal.kerong import KerongBus
+from bibbox.hal.kerong_protocol import find_status, request, status_reply
 from bibbox.hal.kerong_sim import SimulatedKerongBus
 from tests.domain_helpers import wait_until
 
