@@ -170,7 +170,13 @@ def main(argv=None):
                         help="wait S s at the PIN screen of each pickup (5.5: every board at "
                              "rest again, as at a locker not emptied patron after patron)")
     parser.add_argument("--pickups", type=int, default=30)
+    parser.add_argument("--typed-gap", default="%g,%g" % bench_scale_latency.TYPED_GAP_S,
+                        metavar="LO,HI", help="s from the pin_typed hint to OK, drawn "
+                        "uniformly; 'none': OK alone, no hint")
+
     args = parser.parse_args(argv)
+    typed_gap = None if args.typed_gap == "none" else tuple(
+        float(x) for x in args.typed_gap.split(","))
     env = installed_env()
     load0 = os.getloadavg()
     rows = []
@@ -180,14 +186,17 @@ def main(argv=None):
             ready, cpu, sim_cpu, rss = run_idle(config, args.seconds, env)
             idle_us, state_us, reconnect = core_turn(config)
             lat = bench_scale_latency.latencies(config, runs=args.pickups,
-                                                pin_rest_s=args.pin_rest)
+                                                pin_rest_s=args.pin_rest,
+                                                typed_gap_s=typed_gap)
             rows.append((doors, ready, cpu, sim_cpu, rss, idle_us, state_us, reconnect, lat))
             print(f"{doors} doors done (load {os.getloadavg()[0]:.2f})", file=sys.stderr)
     children, threads = leftovers()
     print(f"bibbox at scale: {os.cpu_count()} CPUs, load {load0[0]:.2f} before and "
           f"{os.getloadavg()[0]:.2f} after (the machine is shared: figures include "
           f"its noise); {args.seconds:.0f} s idle a size; {args.pickups} pickups, "
-          f"{args.pin_rest:g} s at each PIN screen; left behind: "
+          f"{args.pin_rest:g} s at each PIN screen, OK "
+          + ("alone (no pin_typed hint)" if typed_gap is None else
+             "%g-%g s after the pin_typed hint" % typed_gap) + "; left behind: "
           f"{len(children)} child processes, {len(threads)} bus threads")
     print("| doors | start -> serving | idle CPU, % of a core (without the simulator) | "
           "RSS max | idle turn | state snapshot | bytes per reconnect (session resumed) | "

@@ -2,11 +2,17 @@
 process, with the daemon running:
 
 - accepted PIN -> first unlock frame on the bus: from
-  ``controller.post(PinEntered)`` to the simulator having read the unlock
+  ``controller.post(PinEntered)`` (by default ``TYPED_GAP_S`` after the
+  page's ``pin_typed`` hint) to the simulator having read the unlock
   request off its side of the pty (``SimulatedKerongBus.on_request``, on the
   simulator's thread).  The floor, measured right before and after each
   pickup, is one pty write -> read of the same 5 bytes (:class:`bench_pickup.Floor`);
-  each pickup is paired with the mean of its two floor samples.
+  each pickup is paired with the mean of its two floor samples.  The path
+  also makes the opening durable before the pulse (write-ahead: one SQLite
+  commit, WAL, ``synchronous=FULL``), so a second floor adds one such
+  commit in a scratch database beside the locker's, sampled the same way;
+  and the part after the commit, from the lock driver's ``pulse`` to the
+  frame, is timed on its own (what the bus adds).
 - door change on a board -> controller: from ``set_door`` on the simulated
   board to the controller's DoorChanged handler having returned, for a door
   on the last board of the fullest bus (10 boards from 160 doors on), while
@@ -19,6 +25,7 @@ Asserts nothing.  A paired difference <= 0 is noise, never a target met.
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import threading
@@ -36,8 +43,31 @@ class Latencies(NamedTuple):
     pin_ms: float            # PIN -> unlock frame p99
     floor_ms: float          # the floor's p99
     paired_ms: float         # paired difference p99
+    durable_paired_ms: float  # paired difference p99 against pty + one commit
+    commit_ms: float         # one write-ahead commit's p99
+    bus_ms: float            # lock driver pulse() -> unlock frame p99
     door_ms: float           # door -> controller p99, board polled fast
     rest_ms: float           # forced door at rest -> controller, max
+
+
+class CommitFloor:
+    """One write-ahead's worth of disk: a one-row commit in a scratch
+    database in ``directory``, opened as the store opens its own."""
+
+    def __init__(self, directory):
+        from bibbox.locker.store.sqlite import connect
+        self.conn = connect(os.path.join(directory, "commit-floor.db"))
+        self.conn.execute("CREATE TABLE IF NOT EXISTS floor (at REAL)")
+
+    def sample(self):
+        t = now()
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("INSERT INTO floor VALUES (?)", (t,))
+        self.conn.execute("COMMIT")
+        return now() - t
+
+    def close(self):
+        self.conn.close()
 
 
 def p99(values):
@@ -45,10 +75,16 @@ def p99(values):
     return values[min(len(values) - 1, int(0.99 * len(values)))] * 1e3 if values else float("nan")
 
 
-def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0):
+TYPED_GAP_S = (0.25, 0.8)    # last digit -> OK on a touch screen, drawn uniformly
+
+
+def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
+              typed_gap_s=TYPED_GAP_S):
     """The :class:`Latencies` of the locker in ``config``; with ``pin_rest_s``
     (> ACTIVE_S) every PIN comes when every board is at rest again, as at a
-    locker that is not emptied by one patron after the other."""
+    locker that is not emptied by one patron after the other.  With
+    ``typed_gap_s`` (lo, hi) the page's ``pin_typed`` hint comes first, and
+    OK a gap drawn from [lo, hi] s later; None: OK alone, no hint."""
     import logging
     from bibbox.daemon.cli import demo_daemon
     from bibbox.locker.app import controller as controller_mod
@@ -77,26 +113,42 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0):
             original(locker, item)
             handled.set()
         controller_mod.HANDLERS[msg.DoorChanged] = timed
-        floor = Floor(19200, 0.1)
+        floor, commits = Floor(19200, 0.1), CommitFloor(state.name)
+        drivers, pulsed_at = daemon.locker.relays, [0.0]
+        pulse = drivers.pulse
+
+        def timed_pulse(compartment, seconds):
+            if not pulsed_at[0]:
+                pulsed_at[0] = now()
+            return pulse(compartment, seconds)
+        drivers.pulse = timed_pulse
         numbers = sorted(sim.on_board)
         pin_s, floor_s, door_s, rest_s = [], [], [], []
+        bus_s, commit_s = [], []
         frame = bytes.fromhex("0200300335")
+        gaps = random.Random(5)
         for i, (card, patron_hash) in enumerate(patrons):
             compartment = numbers[(i * 17) % len(numbers)]
             place(daemon, i, patron_hash, compartment)
             view, _ = wait_view(board, board.get("kiosk"), lambda v: v["screen"] == "idle")
-            before = floor.sample(frame)[0]
+            before, commit_before = floor.sample(frame)[0], commits.sample()
             sim.write_card(card.encode() + b"\r")
             view, _ = wait_view(board, view, lambda v: v["screen"] == "pin")
             time.sleep(pin_rest_s)
+            if typed_gap_s is not None:
+                controller.post(KioskAction("pin_typed"))
+                time.sleep(gaps.uniform(*typed_gap_s))
             unlocked.clear()
+            pulsed_at[0] = 0.0
             posted = now()
             controller.post(PinEntered(PIN))
             if not unlocked.wait(5):
                 raise TimeoutError("no unlock frame on the bus")
             pin_s.append(unlocked_at[0] - posted)
+            bus_s.append(unlocked_at[0] - pulsed_at[0])
             after = floor.sample(frame)[0]
             floor_s.append((before + after) / 2)
+            commit_s.append((commit_before + commits.sample()) / 2)
             view, _ = wait_view(board, view, lambda v: v["screen"] == "opening" and all(
                 c["status"] == "open" for c in v["compartments"]))
             sim.set_door(compartment, False)
@@ -131,10 +183,13 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0):
         controller_mod.HANDLERS[msg.DoorChanged] = original
         if floor is not None:
             floor.close()
+            commits.close()
         daemon.stop()
         state.cleanup()
     paired = [p - f for p, f in zip(pin_s, floor_s)]
-    return Latencies(p99(pin_s), p99(floor_s), p99(paired),
+    durable = [p - f - c for p, f, c in zip(pin_s, floor_s, commit_s)]
+    return Latencies(p99(pin_s), p99(floor_s), p99(paired), p99(durable), p99(commit_s),
+                     p99(bus_s),
                      p99([d for d in door_s if d is not None]),
                      max((r for r in rest_s if r is not None), default=float("nan")) * 1e3)
 

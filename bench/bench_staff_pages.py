@@ -43,6 +43,9 @@ class Relays:
     def pulse(self, compartment, seconds):
         pass
 
+    def prepare_unlock(self, compartments):
+        pass
+
     def expect_unlock(self, compartments):
         pass
 

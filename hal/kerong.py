@@ -18,10 +18,15 @@ The protocol, as this driver speaks it (defaults 19200 8N1; see
 flight at a time, and every try of a request is one job: an unlock goes
 before the next job, so it waits at most for the exchange already on the
 wire (14 bytes, 7.3 ms at 19200 baud; ``timeout_s`` if that board is silent),
-never for the rest of a poll round or for a silent board's retries; and
-while a PIN check is out for one of its doors (``expect_unlock``) the bus
-starts no poll until an unlock comes or ``UNLOCK_HINT_S`` passes, so that
-unlock finds the wire free.  A board is asked for its status every
+never for the rest of a poll round or for a silent board's retries.  Two
+hints keep that exchange off the wire too.  When a PIN for one of its doors
+is typed in full (``prepare_unlock``), the bus polls at once every board
+that would fall due within ``idle_poll_s``, then starts no poll until an
+unlock comes or that time is up: OK usually comes inside it, and every
+board is still asked at least once an ``idle_poll_s`` (a board that moves
+is, for that moment, polled like one at rest).  While a PIN check is out
+(``expect_unlock``) the bus starts no poll until an unlock comes or
+``UNLOCK_HINT_S`` passes.  A board is asked for its status every
 ``poll_s`` while it is active (a door of it moved, is open, or was unlocked
 in the last ``ACTIVE_S`` seconds) and every ``idle_poll_s`` at rest; boards
 at rest share one grid, so a quiet bus wakes once a round, not once a board.
@@ -132,7 +137,8 @@ class KerongBus:
         self._unlock_tries: dict[int, int] = {}      # compartment -> tries made so far
         self._dropped = 0              # all_off()/close() calls: a retry queued before one is void
         self._hint_hold_s = hint_hold_s
-        self._hinted_until = 0.0       # no poll starts before then (expect_unlock)
+        self._hinted_until = 0.0       # no poll starts before then (the hints) ...
+        self._early: list[int] = []    # ... but these, polled first (prepare_unlock)
         self._releases: list[tuple[float, int]] = []
         self._energised: set[int] = set()
         self._next_poll = dict.fromkeys(self._by_board, 0.0)
@@ -169,6 +175,7 @@ class KerongBus:
             if self._closed:
                 raise HardwareError(f"bus {self.name!r} is closed")
             self._hinted_until = 0.0       # the unlock a hint waited for (or another) is here
+            self._early.clear()
             if self._link is None and self._reopen_at:
                 log.error("bus %s: port down, unlock of compartment %d not sent", self.name,
                           compartment)
@@ -179,14 +186,39 @@ class KerongBus:
             self._unlock_asked[compartment] = time.monotonic()
             self._cond.notify()
 
+    def prepare_unlock(self, compartments) -> None:
+        """A PIN is typed in full: if one of ``compartments`` is on this bus
+        and no hint holds it already, poll now every board (answering, not
+        mid-retry) whose next poll falls within ``idle_poll_s``, then start
+        no poll until the next :meth:`pulse` or until ``idle_poll_s`` has
+        passed since this call, when the boards held back are due.  So no
+        board waits longer than ``idle_poll_s`` for a poll, and an OK
+        pressed in that time finds the wire free.  Sends nothing but
+        status requests, opens nothing; other compartments are ignored."""
+        if not any(c in self._locks for c in compartments):
+            return
+        with self._cond:
+            now = time.monotonic()
+            if now < self._hinted_until:
+                return
+            self._hinted_until = until = now + self._idle_poll_s
+            self._early = sorted((b for b, due in self._next_poll.items() if due < until
+                                  and self._online[b] and not self._poll_tries[b]),
+                                 key=self._next_poll.get)
+            self._cond.notify()
+
     def expect_unlock(self, compartments) -> None:
         """A PIN check went out: if one of ``compartments`` is on this bus,
-        start no poll until the next :meth:`pulse` or for ``hint_hold_s``, so
-        the unlock waits at most for the exchange already on the wire.  Sends
-        nothing, opens nothing; other compartments are ignored."""
+        start no poll (not even one :meth:`prepare_unlock` put first) until
+        the next :meth:`pulse` or for ``hint_hold_s`` (longer if a typed
+        PIN's hint holds it longer), so the unlock waits at most for the
+        exchange already on the wire.  Sends nothing, opens nothing; other
+        compartments are ignored."""
         if any(c in self._locks for c in compartments):
             with self._cond:
-                self._hinted_until = time.monotonic() + self._hint_hold_s
+                self._early.clear()
+                self._hinted_until = max(self._hinted_until,
+                                         time.monotonic() + self._hint_hold_s)
 
     def read(self, compartment: int) -> str:
         if compartment not in self._doors:
@@ -232,6 +264,7 @@ class KerongBus:
 
     def _drop_unlocks(self):
         self._hinted_until = 0.0
+        self._early.clear()
         self._unlocks.clear()
         self._unlock_tries.clear()
         self._unlock_asked.clear()
@@ -261,7 +294,8 @@ class KerongBus:
     def _next_job(self):
         """(lock held) The next try to make, as (method, argument), or
         (None, when) to wait until ``when``: a due release, then an unlock,
-        then nothing while a hint holds polls back (:meth:`expect_unlock`),
+        then a poll :meth:`prepare_unlock` put first, then nothing while a
+        hint holds polls back,
         then the due board that moves (due first), then the due board at
         rest (due first) -- unless its try could still be on the wire when
         a board that moves is due (one exchange; ``timeout_s`` for a silent
@@ -280,6 +314,8 @@ class KerongBus:
             self._unlock_asked.pop(compartment, None)
             log.error("bus %s: unlock of compartment %d dropped, %.1f s old", self.name,
                       compartment, UNLOCK_MAX_AGE_S)
+        if self._early:
+            return self._poll, self._early.pop(0)
         if now < self._hinted_until:         # keep the wire free for the unlock
             if self._releases:
                 return None, min(self._hinted_until, self._releases[0][0])

@@ -27,6 +27,9 @@ class GpioLocks:
     def pulse(self, compartment, seconds):
         self.relays.pulse(compartment, seconds)
 
+    def prepare_unlock(self, compartments):
+        """Nothing: a GPIO relay has no bus to keep free."""
+
     def expect_unlock(self, compartments):
         """Nothing: a GPIO relay has no bus to keep free."""
 
@@ -82,7 +85,13 @@ class LockDrivers:
     def pulse(self, compartment, seconds):
         self._driver(compartment).pulse(compartment, seconds)
 
+    def prepare_unlock(self, compartments):
+        self._hint("prepare_unlock", compartments)
+
     def expect_unlock(self, compartments):
+        self._hint("expect_unlock", compartments)
+
+    def _hint(self, name, compartments):
         """Hand each driver the hinted compartments it has (unknown ones are
         ignored).  Never raises: a hint that fails only costs its speed-up."""
         mine = {}
@@ -92,9 +101,9 @@ class LockDrivers:
                 mine.setdefault(id(driver), (driver, []))[1].append(compartment)
         for driver, numbers in mine.values():
             try:
-                driver.expect_unlock(numbers)
+                getattr(driver, name)(numbers)
             except Exception:
-                log.exception("expect_unlock of %s failed", type(driver).__name__)
+                log.exception("%s of %s failed", name, type(driver).__name__)
 
     def read(self, compartment):
         return self._driver(compartment).read(compartment)

@@ -270,6 +270,9 @@ class ModbusBus:
     def pulse(self, compartment, seconds):
         self.bank.pulse(compartment, seconds)
 
+    def prepare_unlock(self, compartments):
+        """Nothing: a coil write already goes before the next try of a read."""
+
     def expect_unlock(self, compartments):
         """Nothing: a coil write already goes before the next try of a read."""
 

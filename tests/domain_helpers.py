@@ -54,10 +54,13 @@ class RecordingRelays:
     compartments); tests play the relay's answers."""
 
     def __init__(self):
-        self.pulses, self.hints = [], []
+        self.pulses, self.hints, self.prepared = [], [], []
 
     def pulse(self, compartment, seconds):
         self.pulses.append((compartment, seconds))
+
+    def prepare_unlock(self, compartments):
+        self.prepared.append(tuple(compartments))
 
     def expect_unlock(self, compartments):
         self.hints.append(tuple(compartments))

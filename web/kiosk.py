@@ -4,9 +4,11 @@
 - ``GET /api/kiosk?version=N``: the kiosk view, long-polled: answers as soon
   as it differs from version N, or after ``LONG_POLL_S``.
 - ``POST /api/kiosk/pin`` ``{"pin": "1234"}``: the PIN typed on the pad.
-- ``POST /api/kiosk/action`` ``{"action": "cancel"|"extend"|"pickup_number"}``
+- ``POST /api/kiosk/action`` ``{"action": "cancel"|"extend"|"pickup_number"|"pin_typed"}``
   (``pickup_number``: the idle screen's way in without the card; refused
-  unless ``verifier.pickup_number_with_pin`` is on).
+  unless ``verifier.pickup_number_with_pin`` is on; ``pin_typed``: the PIN
+  is typed in full and OK not yet pressed, so a lock bus can keep its wire
+  free for the unlock; it carries no digits).
 - ``POST /api/kiosk/number`` ``{"number": "4711"}``: the pickup number.
 
 Loopback only.  The PIN is handed to the controller and never logged.
@@ -25,7 +27,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from bibbox.locker.domain import free_text
 from bibbox.locker.domain.cabinet import front
 from bibbox.locker.domain.errors import CommandError
-from bibbox.locker.domain.messages import (KioskAction, PickupCodeEntered,
+from bibbox.locker.domain.messages import (KIOSK_ACTIONS, KioskAction, PickupCodeEntered,
                                            PickupNumberEntered, PinEntered)
 from bibbox.locker.domain.pickup_numbers import MAX_NUMBER_LEN
 
@@ -137,9 +139,9 @@ def pickup_number():
 @kiosk.post("/api/kiosk/action")
 def action():
     data = json_body(required=("action",))
-    if data["action"] not in ("cancel", "extend", "pickup_number"):
-        raise CommandError("bad_action", "action must be 'cancel', 'extend' or "
-                           "'pickup_number'")
+    if data["action"] not in KIOSK_ACTIONS:
+        raise CommandError("bad_action", "action must be one of " +
+                           ", ".join(repr(a) for a in KIOSK_ACTIONS))
     if data["action"] == "pickup_number":
         _pickup_number_on()
     _controller().post(KioskAction(data["action"]))

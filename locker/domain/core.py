@@ -32,7 +32,7 @@ from bibbox.locker.domain.errors import CommandError, StoreError
 from bibbox.locker.domain.hardware_events import HardwareEvents
 from bibbox.locker.domain.holds import Holds
 from bibbox.locker.domain.items import ItemChecks, ItemEvents
-from bibbox.locker.domain.identity import pseudonym
+from bibbox.locker.domain.identity import PIN_LENGTH, pseudonym
 from bibbox.locker.domain.model import AlarmKind, Compartment, DoorState, EventType, OpenPurpose
 from bibbox.locker.domain.ports import (Clock, Hasher, Post, Publish, Relays, Sealer, Store,
                                         Verifier)
@@ -283,26 +283,35 @@ class Locker(HardwareEvents, ItemEvents):
         verifier, and the lock drivers are told which doors it may open."""
         check = self._sessions.pin_entered(message.text)
         if check is not None:
-            self._expect_unlock(check.patron_hash)
+            self._hint_unlock(self.relays.expect_unlock, check.patron_hash)
             self.verifier.verify(check.patron_hash, check.pin, lambda verdict: self.post(
                 msg.VerdictReceived(check.session_id, verdict)), card=check.card)
 
-    def _expect_unlock(self, patron_hash):
-        """Hint the relays at the compartments of the patron's ready holds
-        (best effort: a library system's hold list may open others, and a
-        denial opens none).  The hint only lets a lock bus hold back its
-        polls for a moment; a failing hint never stops the PIN check."""
-        numbers = sorted({h.compartment for h in self._holds.ready_for(patron_hash)})
+    def _hint_unlock(self, hint, patron_hash):
+        """Call ``hint`` (the relays' ``expect_unlock`` or ``prepare_unlock``)
+        with the compartments of the patron's ready holds (best effort: a
+        library system's hold list may open others, and a denial opens
+        none).  A hint only moves a lock bus's polls; a failing hint never
+        stops the patron."""
+        numbers = sorted({h.compartment for h in self._holds.ready_for(patron_hash)}) \
+            if patron_hash else ()
         if numbers:
             try:
-                self.relays.expect_unlock(numbers)
+                hint(numbers)
             except Exception:
                 log.warning("the unlock hint failed", exc_info=True)
 
     def keypad_digits(self, message: msg.KeypadDigits):
         self._sessions.keypad_digits(message.count)
+        if message.count == PIN_LENGTH:
+            self._hint_unlock(self.relays.prepare_unlock, self._sessions.pin_typed())
 
     def kiosk_action(self, message: msg.KioskAction):
+        """A kiosk button; ``pin_typed`` (the page's PIN is typed in full)
+        only hints the lock buses, like a hardware keypad's last digit."""
+        if message.action == "pin_typed":
+            self._hint_unlock(self.relays.prepare_unlock, self._sessions.pin_typed())
+            return
         self._sessions.kiosk_action(
             message.action, storage_down=self._alarms.is_raised(AlarmKind.STORAGE_ERROR))
 

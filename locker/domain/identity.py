@@ -15,7 +15,8 @@ from bibbox.locker.domain.errors import CardFormatError, SecretError
 from bibbox.locker.domain.patterns import CPR_RE
 
 _CARD_RE = re.compile(r"^[0-9A-Za-z-]{4,32}$")
-_PIN_RE = re.compile(r"^[0-9]{4}$")
+PIN_LENGTH = 4                       # digits; the kiosk page has its own copy
+_PIN_RE = re.compile(rf"^[0-9]{{{PIN_LENGTH}}}$")
 MIN_SITE_KEY_BYTES = 16
 
 

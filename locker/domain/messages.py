@@ -38,9 +38,14 @@ class KeypadDigits:
 
 @dataclass(frozen=True)
 class KioskAction:
-    """A kiosk button: ``cancel``, ``extend`` or ``pickup_number`` (the idle
-    screen's way in without the card, when the option is on)."""
+    """A kiosk button: ``cancel``, ``extend``, ``pickup_number`` (the idle
+    screen's way in without the card, when the option is on) or
+    ``pin_typed`` (the PIN is typed in full, OK not yet pressed: a hint for
+    the lock buses, no digits); one of ``KIOSK_ACTIONS``."""
     action: str
+
+
+KIOSK_ACTIONS = ("cancel", "extend", "pickup_number", "pin_typed")
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,17 @@ class Clock(Protocol):
 class Relays(Protocol):
     """The lock relays.  ``pulse`` energises a coil for a capped pulse and
     returns at once; the adapter reports back with ``RelayFired`` and
-    ``RelayReleased`` messages.  ``expect_unlock`` is a hint that a pulse of
-    one of ``compartments`` may follow soon (a PIN check went out): an
-    adapter may keep its bus free for it for a short, bounded time.  It
-    never unlocks anything, never raises, and may do nothing."""
+    ``RelayReleased`` messages.  Two hints say a pulse of one of
+    ``compartments`` may follow: ``prepare_unlock`` when a PIN is typed in
+    full (OK may follow within a second or so), ``expect_unlock`` when its
+    check went out (the pulse follows within the verifier's answer).  An
+    adapter may then do its bus work early, or keep its bus free for a
+    short, bounded time.  A hint never unlocks anything, never raises, and
+    may do nothing."""
 
     def pulse(self, compartment: int, seconds: float) -> None: ...
+
+    def prepare_unlock(self, compartments: Iterable[int]) -> None: ...
 
     def expect_unlock(self, compartments: Iterable[int]) -> None: ...
 
@@ -161,7 +166,8 @@ class LockDriver(Protocol):
     hardware has item sensors) and ``on_board(board, online, compartments)``
     (``BoardOnline``; a silent board's doors read "unknown").
 
-    ``expect_unlock`` is :class:`Relays`' hint: it only delays polls.
+    ``prepare_unlock`` and ``expect_unlock`` are :class:`Relays`' hints:
+    they only move polls.
 
     Safety contract: a pulse never exceeds ``timing.pulse_s`` (or is timed
     by a board that cannot be told a longer one), and ``all_off()`` and
@@ -169,6 +175,8 @@ class LockDriver(Protocol):
     """
 
     def pulse(self, compartment: int, seconds: float) -> None: ...
+
+    def prepare_unlock(self, compartments: Iterable[int]) -> None: ...
 
     def expect_unlock(self, compartments: Iterable[int]) -> None: ...
 

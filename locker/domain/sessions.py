@@ -188,6 +188,15 @@ class Sessions(NumberEntrance, SessionDoors):
             return None
         return PinCheck(s.id, s.patron_hash, pin, card=s.card)
 
+    def pin_typed(self):
+        """The keyed hash of the patron whose PIN is typed in full and not
+        yet confirmed (the PIN screen), or None: OK, and an unlock, may
+        follow within a second or so."""
+        s = self.session
+        if s is not None and s.screen == SCREEN_PIN and s.patron_hash:
+            return s.patron_hash
+        return None
+
     def keypad_digits(self, count):
         s = self.session
         if s is not None and s.screen in (SCREEN_PIN, SCREEN_NUMBER):

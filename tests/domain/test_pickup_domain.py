@@ -5,7 +5,8 @@ import sqlite3
 import pytest
 
 from bibbox.locker.domain.model import HoldState
-from bibbox.locker.domain.messages import KioskAction, PickupCodeEntered, PinEntered, ReaderOnline
+from bibbox.locker.domain.messages import (KeypadDigits, KioskAction, PickupCodeEntered,
+                                            PinEntered, ReaderOnline)
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN, BOB_CARD, BOB_PIN, Rig, SilentCentral
 
 
@@ -462,6 +463,30 @@ def test_a_hint_for_a_wrong_pin_opens_nothing_and_no_holds_no_hint(rig):
     rig.card(BOB_CARD)                             # Bob has nothing here
     rig.pin(BOB_PIN)
     assert rig.relays.hints == [(2,)]
+
+
+def test_a_pin_typed_in_full_prepares_the_patrons_doors_on_the_page_and_the_keypad(rig):
+    """The kiosk page's ``pin_typed`` and a hardware keypad's last digit both
+    hint the patron's compartments, only on the PIN screen; nothing opens."""
+    rig.place("h1", ALICE_CARD, 3)
+    rig.place("h2", BOB_CARD, 2)
+    rig.controller.post(KioskAction("pin_typed"))        # no patron at the kiosk
+    rig.controller.post(KeypadDigits(4))
+    rig.run()
+    rig.card(ALICE_CARD)
+    for count in (1, 2, 3):
+        rig.controller.post(KeypadDigits(count))
+    rig.run()
+    assert rig.relays.prepared == []                    # not typed in full yet
+    rig.controller.post(KeypadDigits(4))
+    rig.controller.post(KioskAction("pin_typed"))
+    rig.run()
+    assert rig.relays.prepared == [(3,), (3,)]          # Alice's, not Bob's
+    assert (rig.kiosk["screen"], rig.relays.hints, rig.relays.pulses) == ("pin", [], [])
+    rig.pin(ALICE_PIN)
+    rig.controller.post(KioskAction("pin_typed"))        # verifying, then opening: no hint
+    rig.run()
+    assert rig.relays.prepared == [(3,), (3,)] and rig.fire_all() == [3]
 
 
 def test_a_failing_hint_does_not_stop_the_pickup(rig):

@@ -458,6 +458,68 @@ def test_a_hint_holds_polls_back_only_for_the_hold_time(six, events):
         bus.close()
 
 
+# -- the typed-PIN hint (prepare_unlock) ---------------------------------------------
+def _resting_bus(sim, events, idle_poll_s):
+    """Six boards at rest (nothing moved), polled every ``idle_poll_s``."""
+    return KerongBus("p", sim.path, {b * 16 + 1: (b, 0) for b in range(6)}, poll_s=0.02,
+                     idle_poll_s=idle_poll_s, timeout_s=0.3, hint_hold_s=60.0,
+                     **events.callbacks())
+
+
+def test_a_typed_pin_polls_every_board_now_then_keeps_the_wire_free_for_the_unlock(six, events):
+    """Every board falls due within the (long) idle period, so each is asked
+    once at once; then nothing goes out until the unlock, the next frame."""
+    bus = _resting_bus(six, events, idle_poll_s=60.0)
+    try:
+        at = len(six.requests)
+        bus.prepare_unlock([33, 999])
+        wait_until(lambda: len(six.requests) >= at + 6, what="the early round")
+        time.sleep(0.2)                      # room for a poll that should not come
+        assert list(six.requests)[at:] == [request(b, 0, STATUS) for b in range(6)]
+        bus.expect_unlock([33])
+        bus.pulse(33, 0.5)
+        wait_until(lambda: (33,) in events.of("fired"), what="the unlock confirmed")
+        assert list(six.requests)[at + 6] == request(2, 0, UNLOCK)
+        assert six.unlocks() == [(2, 0)]     # the hints opened nothing
+    finally:
+        bus.close()
+
+
+def test_a_typed_pin_holds_polls_back_no_longer_than_the_idle_period(six, events):
+    """No OK comes: after the early round the boards are polled again once
+    the idle period since the hint is up, and nothing is unlocked."""
+    bus = _resting_bus(six, events, idle_poll_s=0.4)
+    try:
+        at = len(six.requests)
+        bus.prepare_unlock([1])
+        wait_until(lambda: len(_polls_after(six, at)) >= 18, what="three rounds")
+        assert six.unlocks() == []
+        bus.prepare_unlock([2, 99])          # none of them on this bus: nothing changes
+        assert six.unlocks() == []
+    finally:
+        bus.close()
+
+
+def test_a_pin_check_drops_the_rest_of_the_early_round(six, events):
+    """OK comes while the early round is on the wire (board 1 asked): that
+    exchange ends, the boards after it are not asked, and the unlock is
+    the next frame."""
+    bus = _resting_bus(six, events, idle_poll_s=60.0)
+    try:
+        checked = threading.Event()
+        later = _once(six, lambda f: f == request(1, 0, STATUS)
+                      and bus.expect_unlock([33]) is None and not checked.set())
+        bus.prepare_unlock([33])
+        assert checked.wait(10), "the early round never reached board 1"
+        time.sleep(0.2)
+        assert later() == []
+        bus.pulse(33, 0.5)
+        wait_until(lambda: len(later()) >= 1, what="the unlock")
+        assert later()[0] == request(2, 0, UNLOCK)
+    finally:
+        bus.close()
+
+
 def test_a_hint_for_another_bus_or_all_off_leaves_polling_alone(six, events):
     bus = KerongBus("u", six.path, {1: (0, 0)}, poll_s=0.02, timeout_s=0.3, hint_hold_s=60.0,
                     **events.callbacks())

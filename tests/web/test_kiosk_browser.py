@@ -595,7 +595,9 @@ def test_buttons_post_the_right_requests(canned):
             press()
         assert answer.value.ok
         assert answer.value.request.post_data_json == {"action": action}
-    page.keyboard.type("5678")
+    with page.expect_response("**/api/kiosk/action") as answer:
+        page.keyboard.type("5678")                  # typed in full: a hint, no digits
+    assert answer.value.request.post_data_json == {"action": "pin_typed"}
     with page.expect_response("**/api/kiosk/pin") as answer:
         page.get_by_test_id("key-ok").click()
     request = answer.value.request
@@ -608,7 +610,8 @@ def test_buttons_post_the_right_requests(canned):
                            " + document.cookie + location.href")
     assert "5678" not in stored
     assert controller.posted == [KioskAction("extend"), KioskAction("cancel"),
-                                 KioskAction("cancel"), PinEntered("5678")]
+                                 KioskAction("cancel"), KioskAction("pin_typed"),
+                                 PinEntered("5678")]
     show(**{**SESSION, "screen": "verifying"})       # the answer re-enables nothing yet
     show(**{**SESSION, "screen": "pin", "message": "wrong_pin", "tries_left": 1,
             "seconds_left": 30})

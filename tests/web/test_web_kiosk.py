@@ -194,6 +194,10 @@ def test_pin_and_actions_reach_the_locker(client, rig):
     rig.card(ALICE_CARD)
     assert post_json(client, "/api/kiosk/action", {"action": "extend"}).get_json() == {"ok": True}
     rig.run()
+    assert post_json(client, "/api/kiosk/action", {"action": "pin_typed"}).get_json() == \
+        {"ok": True}
+    rig.run()
+    assert rig.relays.prepared == [(2,)]          # Alice's door readied, nothing opened
     assert post_json(client, "/api/kiosk/pin", {"pin": "0000"}).get_json() == {"ok": True}
     rig.run()
     rig.run()

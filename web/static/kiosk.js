@@ -11,9 +11,12 @@
  *                                offered while central cannot check PINs)
  *   POST /api/kiosk/number       {"number": "4711"}         (screen "number":
  *                                pickup without the card, then the PIN)
- *   POST /api/kiosk/action       {"action": "cancel" | "extend" | "pickup_number"}
+ *   POST /api/kiosk/action       {"action": "cancel" | "extend" | "pickup_number"
+ *                                 | "pin_typed"}
  *                                ("pickup_number": the idle screen's button,
- *                                shown when the view's number_entry is true)
+ *                                shown when the view's number_entry is true;
+ *                                "pin_typed": the PIN's last digit was typed,
+ *                                a hint for the lock bus that carries no digits)
  *
  * The view (locker.core.Locker.kiosk_view) names the screen, a message or
  * notice code, the compartments being opened, the receipt items (and
@@ -577,6 +580,10 @@
     entry += ch;
     localError = "";
     render();
+    if (screen === "pin" && entry.length === PIN_LENGTH) {
+      // OK is next: the locker readies the patron's lock bus (no digits sent)
+      post("/api/kiosk/action", JSON.stringify({ action: "pin_typed" })).catch(function () {});
+    }
   }
 
   function erase() {
