@@ -105,7 +105,8 @@ class Locker(HardwareEvents, ItemEvents):
     def start(self, door_readings: dict, item_readings: dict | None = None):
         """Load the store, reconcile it with the config and the doors (and
         item sensors, number -> present) as they are now, and close whatever
-        a crash left half-done.  Every relay is already off (the relay
+        a crash left half-done (a door found closed is checked against its
+        item sensor as at run time).  Every relay is already off (the relay
         adapter starts them off).  A database that refuses writes (disk
         full, read-only) does not stop the start: what was read is served,
         the storage alarm is raised, no door opens."""
@@ -117,6 +118,7 @@ class Locker(HardwareEvents, ItemEvents):
             if old != comp:
                 changed.append(comp)
             self.compartments[c.number] = comp
+        self._items_read(item_readings or {})    # before the doors: see items.py
         self._holds.holds = {h.id: h for h in self.store.active_holds()}
         self._alarms.load(self.store.alarms())
         self.clock.remember_floor(self.store.meta(WALL_SEEN_KEY))
@@ -130,8 +132,7 @@ class Locker(HardwareEvents, ItemEvents):
                     alarm.kind in (AlarmKind.SENSOR_FLAPPING, AlarmKind.READER_OFFLINE):
                 self._guarded(self._alarms.clear, alarm.kind, alarm.compartment)
         self._guarded(self._holds.expire_due)
-        for number, present in sorted((item_readings or {}).items()):
-            self.item_sensed(msg.ItemSensed(number, present))
+        self._items_settled()
         self._dirty(kiosk=True, state=True)
         log.info("locker %s started: %d compartments, %d active holds, %d alarms",
                  self.cfg.locker.id, len(self.compartments), len(self.holds),
@@ -150,7 +151,8 @@ class Locker(HardwareEvents, ItemEvents):
     def _recover_opening(self, opening):
         """A door was being opened when we stopped.  Unseen opens are dropped
         (the holds stay ready, a loading hold waits again), in one unit; a
-        door seen open and now closed completes."""
+        door seen open and now closed completes -- a loading once its item
+        sensor confirms it (items.py)."""
         door = self.doors.get(opening.compartment)
         if door is None or not opening.seen_open:
             with self.store.unit() as unit:
@@ -160,7 +162,7 @@ class Locker(HardwareEvents, ItemEvents):
             return
         self.openings[opening.compartment] = opening
         if door.state is DoorState.CLOSED:
-            self._complete_opening(opening.compartment, closed_while_down=True)
+            self._close_opening(opening.compartment, closed_while_down=True)
 
     def _guarded(self, fn, *args):
         try:

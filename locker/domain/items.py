@@ -28,8 +28,22 @@ Both alarms clear when the sensor reports the compartment empty, or when
 staff clear them.  A compartment with no sensor, or whose sensor has not
 reported (a board offline, say), is never checked: unknown presence
 blocks nothing.  Pending checks wait in a heap, so a turn does no work per
-door.  The checks live in memory: after a restart, a door closed while the
-daemon was down completes as it did without sensors.
+door.
+
+**Across a restart.**  The start learns what the sensors report before it
+restores the openings in flight and applies the doors, so a door found
+closed is checked as if it had just closed: a loading is ready if the item
+is seen (at once or within the grace window), else unconfirmed as above; a
+patron's holds are collected and an item still sensed is left behind --
+``item.left_behind`` (patron and holds from the holds collected at that
+close) and, the patron's session being gone, the alarm after the grace
+window, with nothing on the kiosk.  An item sensed where nothing belongs
+starts the wrong-compartment check; a door open at start decides nothing
+until it closes.  The pending checks themselves are not stored: a
+left-behind check under way when the daemon stopped loses the patron's
+reopen window and, the item still sensed, ends as ``unexpected_item`` (no
+``item.left_behind``); a patron's reopen (no holds granted) closed while
+the daemon was down reports neither patron nor holds.
 """
 
 from __future__ import annotations
@@ -144,6 +158,25 @@ class ItemEvents:
         self._sessions.item_taken(number)
         for kind in ITEM_ALARMS:
             self._guarded(self._alarms.clear, kind, number)
+
+    def _items_read(self, readings):
+        """Start, before any door or opening is restored: what the sensors
+        report (number -> present, only those that answered), so that a door
+        found closed on a restored opening is checked as at run time."""
+        self._items.present = {number: bool(present) for number, present in readings.items()
+                               if number in self.compartments}
+
+    def _items_settled(self):
+        """Start, once openings, doors and holds are settled: an item sensed
+        where nothing belongs starts the wrong-compartment check (a restored
+        opening has started its own check already); a compartment seen empty
+        clears its item alarms."""
+        for number, present in sorted(self._items.present.items()):
+            if present:
+                self._watch_for_stray(number)
+                continue
+            for kind in ITEM_ALARMS:
+                self._guarded(self._alarms.clear, kind, number)
 
     def item_load_unconfirmed(self, hold_id):
         """The compartment a hold's last loading was not confirmed in (the

@@ -16,12 +16,12 @@ from tests.central_helpers import Contract
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN, Rig
 
 GRACE = 2.0
+TIMING = {"item_grace_s": GRACE, "reopen_window_s": 60, "kiosk_idle_s": 45}
 
 
 @pytest.fixture
 def rig(tmp_path):
-    r = Rig(tmp_path, timing={"item_grace_s": GRACE, "reopen_window_s": 60,
-                              "kiosk_idle_s": 45})
+    r = Rig(tmp_path, timing=TIMING)
     r.start()
     r.add_patron(ALICE_CARD, ALICE_PIN)
     return r
