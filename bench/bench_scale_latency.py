@@ -12,7 +12,8 @@ process, with the daemon running:
   commit, WAL, ``synchronous=FULL``), so a second floor adds one such
   commit in a scratch database beside the locker's, sampled the same way;
   and the part after the commit, from the lock driver's ``pulse`` to the
-  frame, is timed on its own (what the bus adds).
+  frame, is timed on its own (what the bus adds), and the unlocks that met
+  a poll exchange on the wire are counted.
 - door change on a board -> controller: from ``set_door`` on the simulated
   board to the controller's DoorChanged handler having returned, for a door
   on the last board of the fullest bus (10 boards from 160 doors on), while
@@ -46,6 +47,7 @@ class Latencies(NamedTuple):
     durable_paired_ms: float  # paired difference p99 against pty + one commit
     commit_ms: float         # one write-ahead commit's p99
     bus_ms: float            # lock driver pulse() -> unlock frame p99
+    met: int                 # unlocks that waited for a poll exchange on the wire
     door_ms: float           # door -> controller p99, board polled fast
     rest_ms: float           # forced door at rest -> controller, max
 
@@ -76,6 +78,9 @@ def p99(values):
 
 
 TYPED_GAP_S = (0.25, 0.8)    # last digit -> OK on a touch screen, drawn uniformly
+# A status request read this shortly before the pulse (or after it) was still
+# being answered when the unlock was queued: 9 reply bytes at 19200 baud + 1 ms.
+REPLY_S = 9 * 10 / 19200 + 0.001
 
 
 def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
@@ -101,12 +106,21 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
         sim, board, controller = daemon.simulator, daemon.controller.board, daemon.controller
         unlocked, unlocked_at = threading.Event(), [0.0]
 
-        def on_request(frame):
-            if frame[2] == 0x31 and not unlocked.is_set():
-                unlocked_at[0] = now()
-                unlocked.set()
+        met = []                       # per pickup: did the unlock wait for a poll exchange?
+
+        def watcher():
+            last_status = [-1.0]
+
+            def on_request(frame):
+                if frame[2] == 0x30:
+                    last_status[0] = now()
+                elif frame[2] == 0x31 and not unlocked.is_set():
+                    unlocked_at[0] = now()
+                    met.append(last_status[0] >= pulsed_at[0] - REPLY_S)
+                    unlocked.set()
+            return on_request
         for bus in sim.buses.values():
-            bus.on_request = on_request
+            bus.on_request = watcher()
         handled = threading.Event()
 
         def timed(locker, item):
@@ -189,7 +203,7 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
     paired = [p - f for p, f in zip(pin_s, floor_s)]
     durable = [p - f - c for p, f, c in zip(pin_s, floor_s, commit_s)]
     return Latencies(p99(pin_s), p99(floor_s), p99(paired), p99(durable), p99(commit_s),
-                     p99(bus_s),
+                     p99(bus_s), sum(met),
                      p99([d for d in door_s if d is not None]),
                      max((r for r in rest_s if r is not None), default=float("nan")) * 1e3)
 

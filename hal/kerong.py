@@ -22,11 +22,10 @@ never for the rest of a poll round or for a silent board's retries.  Two
 hints keep that exchange off the wire too.  When a PIN for one of its doors
 is typed in full (``prepare_unlock``), the bus polls at once every board
 that would fall due within ``idle_poll_s``, then starts no poll until an
-unlock comes or that time is up: OK usually comes inside it, and every
-board is still asked at least once an ``idle_poll_s`` (a board that moves
-is, for that moment, polled like one at rest).  While a PIN check is out
-(``expect_unlock``) the bus starts no poll until an unlock comes or
-``UNLOCK_HINT_S`` passes.  A board is asked for its status every
+unlock comes or that time is up: OK usually comes inside it, and no board
+waits longer than ``idle_poll_s`` (one that moves is, for that moment,
+polled like one at rest).  While a PIN check is out (``expect_unlock``)
+no poll starts until an unlock or ``UNLOCK_HINT_S``.  A board is asked every
 ``poll_s`` while it is active (a door of it moved, is open, or was unlocked
 in the last ``ACTIVE_S`` seconds) and every ``idle_poll_s`` at rest; boards
 at rest share one grid, so a quiet bus wakes once a round, not once a board.
@@ -166,7 +165,11 @@ class KerongBus:
     # -- the port (LockDriver) ------------------------------------------------------
     def pulse(self, compartment: int, seconds: float) -> None:
         """Queue an unlock of ``compartment``; the board times the pulse, so
-        ``seconds`` only has to be positive.  Returns at once."""
+        ``seconds`` only has to be positive.  Returns at once.  A request for
+        a lock queued, or still on from a confirmed unlock, is merged into
+        that pulse, as ``RelayBank`` does (a second ``31`` would restart the
+        board's pulse), and one still on is acknowledged at once (``on_fired``
+        with the time it has left, on the caller's thread)."""
         if compartment not in self._locks:
             raise HardwareError(f"no lock on bus {self.name!r} for compartment {compartment!r}")
         if not seconds > 0:
@@ -182,9 +185,17 @@ class KerongBus:
                 return
             if compartment in self._unlocks:
                 return
-            self._unlocks.append(compartment)
-            self._unlock_asked[compartment] = time.monotonic()
-            self._cond.notify()
+            left = None if compartment not in self._energised else max(0.0, min(
+                (t for t, c in self._releases if c == compartment), default=0.0)
+                - time.monotonic())
+            if left is None:
+                self._unlocks.append(compartment)
+                self._unlock_asked[compartment] = time.monotonic()
+                self._cond.notify()
+        if left is not None:
+            log.info("bus %s: unlock of compartment %d merged with the pulse still on",
+                     self.name, compartment)
+            _quiet(self._on_fired, compartment, left)
 
     def prepare_unlock(self, compartments) -> None:
         """A PIN is typed in full: if one of ``compartments`` is on this bus

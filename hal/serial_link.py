@@ -69,9 +69,26 @@ class Link:
         if self._fd is None:
             self.port.write(frame)
             return self.port.read(REPLY_LEN)
-        if os.write(self._fd, frame) != len(frame):
-            raise OSError("short write")
+        try:
+            written = os.write(self._fd, frame)
+        except BlockingIOError:              # the output queue is full: wait for room
+            written = 0
+        if written != len(frame):
+            self._write_rest(frame[written:])
         return self.read(REPLY_LEN)
+
+    def _write_rest(self, rest):
+        """What a full output queue did not take at once, within the timeout
+        (an ``OSError`` after it: the port counts as failed)."""
+        deadline = time.monotonic() + self._timeout_s
+        while rest:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select((), (self._fd,), (), left)[1]:
+                raise OSError("the port took no more of the request")
+            try:
+                rest = rest[os.write(self._fd, rest):]
+            except BlockingIOError:
+                pass
 
     def read(self, size):
         """Up to ``size`` bytes, waiting at most the timeout in all."""
@@ -80,13 +97,17 @@ class Link:
         buffer, deadline = b"", time.monotonic() + self._timeout_s
         wait_ms = self._timeout_s * 1000
         while self._poller.poll(wait_ms):
-            chunk = os.read(self._fd, size - len(buffer))
-            if not chunk:                    # ready but empty: the device is gone
+            try:
+                chunk = os.read(self._fd, size - len(buffer))
+            except BlockingIOError:          # woken with nothing to read: wait on
+                chunk = None
+            if chunk == b"":                 # ready but empty: the device is gone
                 raise OSError("the port has hung up")
-            buffer += chunk
-            if len(buffer) >= size:
+            buffer += chunk or b""
+            left = deadline - time.monotonic()
+            if len(buffer) >= size or left <= 0:
                 break
-            wait_ms = max(0.0, deadline - time.monotonic()) * 1000
+            wait_ms = left * 1000
         return buffer
 
     def flush_input(self):

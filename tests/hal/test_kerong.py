@@ -94,6 +94,24 @@ def test_the_unlock_frame_reaches_the_bus_byte_for_byte(sim, driver, events):
                                  for c in (0x30, 0x31)}
 
 
+def test_a_second_pulse_while_the_lock_is_on_is_merged_not_sent_again(sim, events):
+    """A second ``31`` would restart the board's pulse: the request is
+    acknowledged at once and nothing more goes out; after the pulse a new
+    request unlocks again."""
+    bus = KerongBus("m", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, pulse_s=30.0,
+                    **events.callbacks())
+    try:
+        bus.pulse(17, 0.5)
+        wait_until(lambda: (17,) in events.of("fired"), what="the unlock acknowledged")
+        bus.pulse(17, 0.5)
+        assert events.of("fired") == [(17,), (17,)]
+        time.sleep(0.2)                                 # room for a frame that should not come
+        assert sim.unlocks() == [(1, 0)] and bus.states()[17]
+    finally:
+        bus.close()
+    assert (17,) in events.of("released")
+
+
 # -- polling ------------------------------------------------------------------------
 def test_every_board_is_polled_and_doors_start_known(sim, driver, events):
     assert driver.read_all() == dict.fromkeys(LOCKS, "closed")
