@@ -26,6 +26,7 @@ Asserts nothing.  A paired difference <= 0 is noise, never a target met.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import tempfile
@@ -48,6 +49,7 @@ class Latencies(NamedTuple):
     commit_ms: float         # one write-ahead commit's p99
     bus_ms: float            # lock driver pulse() -> unlock frame p99
     met: int                 # unlocks that waited for a poll exchange on the wire
+    handed_ms: float         # PIN -> the driver writing the unlock frame to the port, p99
     door_ms: float           # door -> controller p99, board polled fast
     rest_ms: float           # forced door at rest -> controller, max
 
@@ -95,14 +97,16 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
     from bibbox.locker.app import controller as controller_mod
     from bibbox.locker.domain import messages as msg
     from bibbox.locker.domain.messages import KioskAction, PinEntered
+    from bibbox.hal.serial_link import Link
     logging.disable(logging.WARNING)
     state = tempfile.TemporaryDirectory(prefix="bench-scale-lat-")
     daemon = demo_daemon(state.name, port=0, config=config)
-    original = controller_mod.HANDLERS[msg.DoorChanged]
+    original, exchange = controller_mod.HANDLERS[msg.DoorChanged], Link.exchange
     floor = None
     try:
         patrons = seed(daemon, runs)
         daemon.start()
+        gc.freeze()              # as `bibbox run` and `bibbox demo` do once started (daemon/cli.py)
         sim, board, controller = daemon.simulator, daemon.controller.board, daemon.controller
         unlocked, unlocked_at = threading.Event(), [0.0]
 
@@ -136,9 +140,16 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
                 pulsed_at[0] = now()
             return pulse(compartment, seconds)
         drivers.pulse = timed_pulse
+        handed_at = [0.0]
+
+        def timed_exchange(link, frame):          # its first act is the write
+            if frame[2] == 0x31 and not handed_at[0]:
+                handed_at[0] = now()
+            return exchange(link, frame)
+        Link.exchange = timed_exchange
         numbers = sorted(sim.on_board)
         pin_s, floor_s, door_s, rest_s = [], [], [], []
-        bus_s, commit_s = [], []
+        bus_s, commit_s, handed_s = [], [], []
         frame = bytes.fromhex("0200300335")
         gaps = random.Random(5)
         for i, (card, patron_hash) in enumerate(patrons):
@@ -153,13 +164,14 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
                 controller.post(KioskAction("pin_typed"))
                 time.sleep(gaps.uniform(*typed_gap_s))
             unlocked.clear()
-            pulsed_at[0] = 0.0
+            pulsed_at[0] = handed_at[0] = 0.0
             posted = now()
             controller.post(PinEntered(PIN))
             if not unlocked.wait(5):
                 raise TimeoutError("no unlock frame on the bus")
             pin_s.append(unlocked_at[0] - posted)
             bus_s.append(unlocked_at[0] - pulsed_at[0])
+            handed_s.append(handed_at[0] - posted)
             after = floor.sample(frame)[0]
             floor_s.append((before + after) / 2)
             commit_s.append((commit_before + commits.sample()) / 2)
@@ -194,6 +206,8 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
             time.sleep(0.2)
             door_latency(False)
     finally:
+        Link.exchange = exchange
+        gc.unfreeze()
         controller_mod.HANDLERS[msg.DoorChanged] = original
         if floor is not None:
             floor.close()
@@ -203,7 +217,7 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
     paired = [p - f for p, f in zip(pin_s, floor_s)]
     durable = [p - f - c for p, f, c in zip(pin_s, floor_s, commit_s)]
     return Latencies(p99(pin_s), p99(floor_s), p99(paired), p99(durable), p99(commit_s),
-                     p99(bus_s), sum(met),
+                     p99(bus_s), sum(met), p99(handed_s),
                      p99([d for d in door_s if d is not None]),
                      max((r for r in rest_s if r is not None), default=float("nan")) * 1e3)
 

@@ -51,7 +51,8 @@ from collections.abc import Callable, Mapping
 
 from bibbox.hal.kerong_protocol import (CMD_STATUS, CMD_UNLOCK, ETX, REPLY_STATUS, STX,
                                         BoardStatus, find_status, request)
-from bibbox.hal.serial_link import REPLY_LEN, Link, next_poll_at, open_serial, set_moving
+from bibbox.hal.serial_link import (REPLY_LEN, Link, next_poll_at, open_serial, quiet,
+                                     set_moving)
 from bibbox.locker.domain.buses import board_id
 from bibbox.locker.domain.errors import HardwareError
 
@@ -65,6 +66,7 @@ OFFLINE_POLL_S = 1.0        # a silent board is asked this often (once, no retri
 # slower answer only loses the head start, and a door change on the bus is
 # seen at most this much later (one patron at the kiosk at a time).
 UNLOCK_HINT_S = 0.25
+HANDOFF_S = 0.003           # pulse() waits at most this for an idle bus thread to take it
 REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
 JOIN_TIMEOUT_S = 2.0
 # An unlock not on the wire this long after it was asked for is dropped: a
@@ -75,14 +77,6 @@ OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
 
 class BusDown(Exception):
     """The port failed (unplugged, gone): reopen it."""
-
-
-def _quiet(callback, *args):
-    try:
-        callback(*args)
-    except Exception:
-        log.exception("kerong callback %s%r failed", getattr(callback, "__name__", callback),
-                      args)
 
 
 class KerongBus:
@@ -136,8 +130,7 @@ class KerongBus:
         self._unlock_tries: dict[int, int] = {}      # compartment -> tries made so far
         self._dropped = 0              # all_off()/close() calls: a retry queued before one is void
         self._hint_hold_s = hint_hold_s
-        self._hinted_until = 0.0       # no poll starts before then (the hints) ...
-        self._early: list[int] = []    # ... but these, polled first (prepare_unlock)
+        self._hinted_until, self._early = 0.0, []   # no poll before then but these first
         self._releases: list[tuple[float, int]] = []
         self._energised: set[int] = set()
         self._next_poll = dict.fromkeys(self._by_board, 0.0)
@@ -150,6 +143,7 @@ class KerongBus:
         self._reopen_s = REOPEN_FIRST_S
         self._closed = False
         self._first_round = threading.Event()
+        self._idle = False             # the bus thread waits for something to do
         self._thread = threading.Thread(target=self._run, name=f"bibbox-kerong-{name}",
                                         daemon=True)
         self._thread.start()
@@ -165,11 +159,12 @@ class KerongBus:
     # -- the port (LockDriver) ------------------------------------------------------
     def pulse(self, compartment: int, seconds: float) -> None:
         """Queue an unlock of ``compartment``; the board times the pulse, so
-        ``seconds`` only has to be positive.  Returns at once.  A request for
-        a lock queued, or still on from a confirmed unlock, is merged into
-        that pulse, as ``RelayBank`` does (a second ``31`` would restart the
-        board's pulse), and one still on is acknowledged at once (``on_fired``
-        with the time it has left, on the caller's thread)."""
+        ``seconds`` only has to be positive.  Returns once an idle bus thread
+        has taken the unlock (so the frame is not held up by the caller's next
+        Python work; at most ``HANDOFF_S``).  A lock queued, or still on from
+        a confirmed unlock, is merged into that pulse, as ``RelayBank`` does
+        (a second ``31`` restarts the board's pulse); one on is acknowledged
+        at once (``on_fired`` with the time it has left, on this thread)."""
         if compartment not in self._locks:
             raise HardwareError(f"no lock on bus {self.name!r} for compartment {compartment!r}")
         if not seconds > 0:
@@ -191,11 +186,13 @@ class KerongBus:
             if left is None:
                 self._unlocks.append(compartment)
                 self._unlock_asked[compartment] = time.monotonic()
-                self._cond.notify()
+                self._cond.notify_all()
+                if self._idle:     # let the bus thread have the GIL and send it first
+                    self._cond.wait_for(lambda: compartment not in self._unlocks, HANDOFF_S)
         if left is not None:
             log.info("bus %s: unlock of compartment %d merged with the pulse still on",
                      self.name, compartment)
-            _quiet(self._on_fired, compartment, left)
+            quiet(self._on_fired, compartment, left)
 
     def prepare_unlock(self, compartments) -> None:
         """A PIN is typed in full: if one of ``compartments`` is on this bus
@@ -270,7 +267,7 @@ class KerongBus:
             self._thread.join(JOIN_TIMEOUT_S)
         self._close_port()
         for compartment in sorted(self._energised):
-            _quiet(self._on_released, compartment)
+            quiet(self._on_released, compartment)
         self._energised.clear()
 
     def _drop_unlocks(self):
@@ -290,7 +287,9 @@ class KerongBus:
                         return
                     job, arg = self._next_job()
                     if job is None:                  # arg: when there is something to do
+                        self._idle = True
                         self._cond.wait(max(0.0, arg - time.monotonic()))
+                        self._idle = False
                         continue
                 try:
                     job(arg)
@@ -320,6 +319,7 @@ class KerongBus:
         while self._unlocks:
             compartment = self._unlocks.popleft()
             if now - self._unlock_asked.get(compartment, now) <= UNLOCK_MAX_AGE_S:
+                self._cond.notify_all()          # a pulse() may wait for this (hand-off)
                 return self._unlock, (compartment, self._dropped)
             self._unlock_tries.pop(compartment, None)
             self._unlock_asked.pop(compartment, None)
@@ -397,7 +397,7 @@ class KerongBus:
     def _release(self, compartment):
         with self._cond:
             self._energised.discard(compartment)
-        _quiet(self._on_released, compartment)
+        quiet(self._on_released, compartment)
 
     def _poll(self, board):
         """One try of a status request; a failed try that has tries left is
@@ -453,7 +453,7 @@ class KerongBus:
             self._energised.add(compartment)
             heapq.heappush(self._releases, (time.monotonic() + self._pulse_s, compartment))
             self._activate(board)
-        _quiet(self._on_fired, compartment, self._pulse_s)
+        quiet(self._on_fired, compartment, self._pulse_s)
         self._take(status)
 
     def _exchange(self, board, frame, tried, tries):
@@ -516,12 +516,12 @@ class KerongBus:
                 state = OPEN if bool(status.hooks & bit) == bool(self._hook_open) else CLOSED
                 if self._doors[compartment] != state:
                     self._doors[compartment] = state
-                    _quiet(self._on_door, compartment, state == OPEN)
+                    quiet(self._on_door, compartment, state == OPEN)
             if changed_items & bit:
                 present = bool(status.infrared & bit) == bool(self._item_present)
                 if self._items.get(compartment) != present:
                     self._items[compartment] = present
-                    _quiet(self._on_item, compartment, present)
+                    quiet(self._on_item, compartment, present)
         if seen is not None or self._any_open(board, status.hooks):
             with self._cond:
                 self._activate(board)
@@ -547,4 +547,4 @@ class KerongBus:
             log.error("bus %s: board %d is offline; its doors are unknown", self.name, board)
         else:
             log.info("bus %s: board %d answers", self.name, board)
-        _quiet(self._on_board, board_id(self.name, board), online, compartments)
+        quiet(self._on_board, board_id(self.name, board), online, compartments)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from bibbox.hal.serial_link import next_poll_at, open_serial, set_moving
+from bibbox.hal.serial_link import next_poll_at, open_serial, quiet, set_moving
 from bibbox.hal.relays import RelayBank
 from bibbox.locker.domain.buses import NO_CHANNEL, board_id
 from bibbox.locker.domain.errors import HardwareError
@@ -33,13 +33,6 @@ log = logging.getLogger("bibbox.modbus")
 OFFLINE_POLL_S = 1.0
 REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
 OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
-
-
-def _quiet(callback, *args):
-    try:
-        callback(*args)
-    except Exception:
-        log.exception("modbus callback failed")
 
 
 class _Coil:
@@ -252,7 +245,7 @@ class ModbusBus:
             if self._doors[compartment] != state:
                 moved = moved or self._doors[compartment] != UNKNOWN   # not the first reading
                 self._doors[compartment] = state
-                _quiet(self._on_door, compartment, state == OPEN)
+                quiet(self._on_door, compartment, state == OPEN)
         if moved:
             self._activate(unit)
 
@@ -264,7 +257,7 @@ class ModbusBus:
         if not online:
             for compartment in compartments:
                 self._doors[compartment] = UNKNOWN
-        _quiet(self._on_board, board_id(self.name, unit), online, compartments)
+        quiet(self._on_board, board_id(self.name, unit), online, compartments)
 
     # -- the port (LockDriver) -----------------------------------------------------------
     def pulse(self, compartment, seconds):

@@ -1,12 +1,16 @@
 """What the lock-board bus drivers share: one request and its reply over a
 serial port (:class:`Link`, under :class:`~bibbox.hal.kerong.KerongBus`),
-and when to poll a board next (:func:`next_poll_at`)."""
+when to poll a board next (:func:`next_poll_at`), and how a callback is
+called (:func:`quiet`)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import time
+
+log = logging.getLogger("bibbox.bus")
 
 REPLY_LEN = 9               # a Kerong status reply
 ACTIVE_S = 5.0              # a board is polled every poll_s this long after it last moved
@@ -37,6 +41,15 @@ def set_moving(next_poll, active_until, key, now, poll_s, idle_poll_s):
         next_poll[key] = now + poll_s
         return True
     return False
+
+
+def quiet(callback, *args):
+    """Call a driver's callback; what it raises is logged, never passed on
+    (a broken listener must not stop a bus thread)."""
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("bus callback %s%r failed", getattr(callback, "__name__", callback), args)
 
 
 def open_serial(port, baudrate, timeout_s):
