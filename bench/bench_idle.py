@@ -42,6 +42,8 @@ import urllib.request
 
 import psutil
 
+# The daemon's environment as firmware/bibbox.service (and scripts/demo.sh) set it.
+DAEMON_ENV = {"PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "1"}
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SETTLE_S = 2.0
 
@@ -143,7 +145,7 @@ def main(argv=None):
         from tests.library.test_daemon_library import library_config
         library = SipServer(Library(), login_required=True).start()
         extra += ["--config", str(library_config(pathlib.Path(state), "sip2", library.port))]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, **DAEMON_ENV)
     started = time.perf_counter()
     proc = subprocess.Popen([args.python, "-c", LAUNCHER, args.cli_module, "--log-level", "WARNING",
                              "demo", "--port", str(port), "--state-dir", state, *extra],

@@ -44,8 +44,10 @@ def installed_env():
     """The environment of a locker as ``pip install`` leaves it: byte code
     compiled once (pip does it at install time), not again at every start
     as ``PYTHONDONTWRITEBYTECODE`` (set on some development machines) would
-    make this editable checkout do -- about 0.2 s more at every start."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    make this editable checkout do -- about 0.2 s more at every start; and
+    ``MALLOC_ARENA_MAX=1``, as ``firmware/bibbox.service`` and ``demo.sh``
+    run the daemon."""
+    env = dict(os.environ, **bench_idle.DAEMON_ENV)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-m", "compileall", "-q",
                     *(str(bench_idle.ROOT / d) for d in PACKAGES)], env=env, check=True,
@@ -202,9 +204,9 @@ def main(argv=None):
           "RSS max | idle turn | state snapshot | bytes per reconnect (session resumed) | "
           "PIN -> unlock frame p99 (floor p99; paired difference p99) | "
           "paired p99 against pty + one commit (commit p99) | pulse -> frame p99 | "
-          "unlocks that met a poll exchange | "
+          "PIN -> frame handed to the port p99 | unlocks that met a poll exchange | "
           "door -> controller p99, door moving | forced door at rest -> controller, max |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for doors, ready, cpu, sim_cpu, rss, idle_us, state_us, reconnect, lat in rows:
         paired = (f"{lat.paired_ms:.2f} ms" if lat.paired_ms > 0
                   else "not above the floor's noise")
@@ -212,7 +214,7 @@ def main(argv=None):
               f"{rss / 1e6:.1f} MB | {idle_us:.0f} us | {state_us:.0f} us | {reconnect} | "
               f"{lat.pin_ms:.2f} ms ({lat.floor_ms:.2f} ms; {paired}) | "
               f"{lat.durable_paired_ms:.2f} ms ({lat.commit_ms:.2f} ms) | "
-              f"{lat.bus_ms:.2f} ms | {lat.met} of {args.pickups} | "
+              f"{lat.bus_ms:.2f} ms | {lat.handed_ms:.2f} ms | {lat.met} of {args.pickups} | "
               f"{lat.door_ms:.1f} ms | {lat.rest_ms:.0f} ms |")
     print("targets at 200 doors: start <= 1 s, idle CPU <= 0.05 %, RSS <= 45 MB; at every "
           "size: PIN -> unlock frame p99 within 5 ms of the floor, door -> controller p99 "

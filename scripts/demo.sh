@@ -9,4 +9,5 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[ils-demo]"
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-1}"    # as firmware/bibbox.service runs it
 exec "$VENV/bin/bibbox" demo "$@"

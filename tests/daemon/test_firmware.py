@@ -207,6 +207,7 @@ def test_the_unit_has_what_the_issue_asks_for():
     assert one("StateDirectory") == "bibbox"
     assert one("LoadCredential") == "site-key:/etc/bibbox/site-key"
     assert one("SyslogIdentifier") == "bibbox"
+    assert "MALLOC_ARENA_MAX=1" in one("Environment").split()     # the RSS README quotes
     assert one("ExecStart").endswith("bibbox run --config /etc/bibbox/bibbox.toml")
     assert one("ExecStopPost").endswith("bibbox safe-off --config /etc/bibbox/bibbox.toml")
     for key, value in [("ProtectSystem", "strict"), ("PrivateTmp", "yes"),
