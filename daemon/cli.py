@@ -100,7 +100,8 @@ def _run_until_signal(daemon):
         raise
     # What start-up built lives as long as the process: keep it out of the
     # cyclic collector's scans, so a full collection (which holds every
-    # thread, an unlock's too) walks only what was made since.
+    # thread, an unlock's too) walks only what was made since.  The price:
+    # start-up objects that later become cyclic garbage are never freed.
     gc.freeze()
     try:
         from bibbox.daemon.systemd import notify_ready, watchdog_loop

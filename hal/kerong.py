@@ -18,14 +18,9 @@ The protocol, as this driver speaks it (defaults 19200 8N1; see
 flight at a time, and every try of a request is one job: an unlock goes
 before the next job, so it waits at most for the exchange already on the
 wire (14 bytes, 7.3 ms at 19200 baud; ``timeout_s`` if that board is silent),
-never for the rest of a poll round or for a silent board's retries.  Two
-hints keep that exchange off the wire too.  When a PIN for one of its doors
-is typed in full (``prepare_unlock``), the bus polls at once every board
-that would fall due within ``idle_poll_s``, then starts no poll until an
-unlock comes or that time is up: OK usually comes inside it, and no board
-waits longer than ``idle_poll_s`` (one that moves is, for that moment,
-polled like one at rest).  While a PIN check is out (``expect_unlock``)
-no poll starts until an unlock or ``UNLOCK_HINT_S``.  A board is asked every
+never for the rest of a poll round or for a silent board's retries; and the
+hints of :mod:`~bibbox.hal.unlock_hints` (a PIN typed in full, a PIN check
+out) keep even that exchange off the wire.  A board is asked every
 ``poll_s`` while it is active (a door of it moved, is open, or was unlocked
 in the last ``ACTIVE_S`` seconds) and every ``idle_poll_s`` at rest; boards
 at rest share one grid, so a quiet bus wakes once a round, not once a board.
@@ -51,6 +46,7 @@ from collections.abc import Callable, Mapping
 
 from bibbox.hal.kerong_protocol import (CMD_STATUS, CMD_UNLOCK, ETX, REPLY_STATUS, STX,
                                         BoardStatus, find_status, request)
+from bibbox.hal.unlock_hints import UnlockHints
 from bibbox.hal.serial_link import (REPLY_LEN, Link, next_poll_at, open_serial, quiet,
                                      set_moving)
 from bibbox.locker.domain.buses import board_id
@@ -79,7 +75,7 @@ class BusDown(Exception):
     """The port failed (unplugged, gone): reopen it."""
 
 
-class KerongBus:
+class KerongBus(UnlockHints):
     """The KR-CU16 boards on one RS485 port.  ``locks`` maps compartment ->
     (board, lock).  Callbacks (see :class:`~bibbox.locker.domain.ports.LockDriver`)
     run on the bus thread; exceptions they raise are logged and ignored.
@@ -130,7 +126,8 @@ class KerongBus:
         self._unlock_tries: dict[int, int] = {}      # compartment -> tries made so far
         self._dropped = 0              # all_off()/close() calls: a retry queued before one is void
         self._hint_hold_s = hint_hold_s
-        self._hinted_until, self._early = 0.0, []   # no poll before then but these first
+        self._init_hints()
+        self._acks: deque = deque()    # (compartment, s left): merged pulses to acknowledge
         self._releases: list[tuple[float, int]] = []
         self._energised: set[int] = set()
         self._next_poll = dict.fromkeys(self._by_board, 0.0)
@@ -160,11 +157,12 @@ class KerongBus:
     def pulse(self, compartment: int, seconds: float) -> None:
         """Queue an unlock of ``compartment``; the board times the pulse, so
         ``seconds`` only has to be positive.  Returns once an idle bus thread
-        has taken the unlock (so the frame is not held up by the caller's next
-        Python work; at most ``HANDOFF_S``).  A lock queued, or still on from
-        a confirmed unlock, is merged into that pulse, as ``RelayBank`` does
-        (a second ``31`` restarts the board's pulse); one on is acknowledged
-        at once (``on_fired`` with the time it has left, on this thread)."""
+        has taken the unlock (so the frame usually goes out before the
+        caller's next Python work; at most ``HANDOFF_S``).  A lock whose
+        unlock is queued or on the wire, or still on from a confirmed one, is
+        merged into that pulse, as ``RelayBank`` does (a second ``31``
+        restarts the board's pulse); one still on is acknowledged (``on_fired``
+        with the time it has left, from the bus thread, before its release)."""
         if compartment not in self._locks:
             raise HardwareError(f"no lock on bus {self.name!r} for compartment {compartment!r}")
         if not seconds > 0:
@@ -172,61 +170,26 @@ class KerongBus:
         with self._cond:
             if self._closed:
                 raise HardwareError(f"bus {self.name!r} is closed")
-            self._hinted_until = 0.0       # the unlock a hint waited for (or another) is here
-            self._early.clear()
+            self._clear_hints()            # the unlock a hint waited for (or another) is here
             if self._link is None and self._reopen_at:
                 log.error("bus %s: port down, unlock of compartment %d not sent", self.name,
                           compartment)
                 return
-            if compartment in self._unlocks:
+            if compartment in self._unlock_asked:
                 return
-            left = None if compartment not in self._energised else max(0.0, min(
-                (t for t, c in self._releases if c == compartment), default=0.0)
-                - time.monotonic())
-            if left is None:
-                self._unlocks.append(compartment)
-                self._unlock_asked[compartment] = time.monotonic()
-                self._cond.notify_all()
-                if self._idle:     # let the bus thread have the GIL and send it first
-                    self._cond.wait_for(lambda: compartment not in self._unlocks, HANDOFF_S)
-        if left is not None:
-            log.info("bus %s: unlock of compartment %d merged with the pulse still on",
-                     self.name, compartment)
-            quiet(self._on_fired, compartment, left)
-
-    def prepare_unlock(self, compartments) -> None:
-        """A PIN is typed in full: if one of ``compartments`` is on this bus
-        and no hint holds it already, poll now every board (answering, not
-        mid-retry) whose next poll falls within ``idle_poll_s``, then start
-        no poll until the next :meth:`pulse` or until ``idle_poll_s`` has
-        passed since this call, when the boards held back are due.  So no
-        board waits longer than ``idle_poll_s`` for a poll, and an OK
-        pressed in that time finds the wire free.  Sends nothing but
-        status requests, opens nothing; other compartments are ignored."""
-        if not any(c in self._locks for c in compartments):
-            return
-        with self._cond:
             now = time.monotonic()
-            if now < self._hinted_until:
+            release_at = min((t for t, c in self._releases if c == compartment), default=None)
+            if release_at is not None:
+                log.info("bus %s: unlock of compartment %d merged with the pulse still on",
+                         self.name, compartment)
+                self._acks.append((compartment, max(0.0, release_at - now)))
+                self._cond.notify_all()
                 return
-            self._hinted_until = until = now + self._idle_poll_s
-            self._early = sorted((b for b, due in self._next_poll.items() if due < until
-                                  and self._online[b] and not self._poll_tries[b]),
-                                 key=self._next_poll.get)
-            self._cond.notify()
-
-    def expect_unlock(self, compartments) -> None:
-        """A PIN check went out: if one of ``compartments`` is on this bus,
-        start no poll (not even one :meth:`prepare_unlock` put first) until
-        the next :meth:`pulse` or for ``hint_hold_s`` (longer if a typed
-        PIN's hint holds it longer), so the unlock waits at most for the
-        exchange already on the wire.  Sends nothing, opens nothing; other
-        compartments are ignored."""
-        if any(c in self._locks for c in compartments):
-            with self._cond:
-                self._early.clear()
-                self._hinted_until = max(self._hinted_until,
-                                         time.monotonic() + self._hint_hold_s)
+            self._unlocks.append(compartment)
+            self._unlock_asked[compartment] = now
+            self._cond.notify_all()
+            if self._idle:     # let the bus thread have the GIL and send it first
+                self._cond.wait_for(lambda: compartment not in self._unlocks, HANDOFF_S)
 
     def read(self, compartment: int) -> str:
         if compartment not in self._doors:
@@ -271,8 +234,7 @@ class KerongBus:
         self._energised.clear()
 
     def _drop_unlocks(self):
-        self._hinted_until = 0.0
-        self._early.clear()
+        self._clear_hints()
         self._unlocks.clear()
         self._unlock_tries.clear()
         self._unlock_asked.clear()
@@ -303,9 +265,9 @@ class KerongBus:
 
     def _next_job(self):
         """(lock held) The next try to make, as (method, argument), or
-        (None, when) to wait until ``when``: a due release, then an unlock,
-        then a poll :meth:`prepare_unlock` put first, then nothing while a
-        hint holds polls back,
+        (None, when) to wait until ``when``: a due release, then a merged
+        pulse's acknowledgement, then an unlock, then while a hint is in
+        force what it allows (``_hinted_job``: an early poll, or nothing),
         then the due board that moves (due first), then the due board at
         rest (due first) -- unless its try could still be on the wire when
         a board that moves is due (one exchange; ``timeout_s`` for a silent
@@ -316,6 +278,8 @@ class KerongBus:
             return (self._open, None) if now >= self._reopen_at else (None, self._reopen_at)
         if self._releases and self._releases[0][0] <= now:
             return self._release, heapq.heappop(self._releases)[1]
+        if self._acks:
+            return self._ack, self._acks.popleft()
         while self._unlocks:
             compartment = self._unlocks.popleft()
             if now - self._unlock_asked.get(compartment, now) <= UNLOCK_MAX_AGE_S:
@@ -325,12 +289,12 @@ class KerongBus:
             self._unlock_asked.pop(compartment, None)
             log.error("bus %s: unlock of compartment %d dropped, %.1f s old", self.name,
                       compartment, UNLOCK_MAX_AGE_S)
-        if self._early:
-            return self._poll, self._early.pop(0)
-        if now < self._hinted_until:         # keep the wire free for the unlock
-            if self._releases:
-                return None, min(self._hinted_until, self._releases[0][0])
-            return None, self._hinted_until
+        hinted = self._hinted_job(now)
+        if hinted is not None:
+            job, until = hinted
+            if job is None and self._releases:
+                until = min(until, self._releases[0][0])
+            return job, until
         moving = resting = None
         soonest = moving_due = now + 60.0
         next_poll, active_until = self._next_poll, self._active_until
@@ -394,6 +358,9 @@ class KerongBus:
             except Exception:
                 log.debug("bus %s: closing the port failed", self.name, exc_info=True)
 
+    def _ack(self, merged):
+        quiet(self._on_fired, *merged)
+
     def _release(self, compartment):
         with self._cond:
             self._energised.discard(compartment)
@@ -412,6 +379,7 @@ class KerongBus:
                 self._next_poll[board] = self._next_due(board, now)
             elif tried < tries:
                 self._next_poll[board] = now
+                self._retry_before_hold(board, now)
             else:
                 self._next_poll[board] = now + OFFLINE_POLL_S
         if status is not None:

@@ -182,10 +182,12 @@ class ModbusBus:
     def _port_failed(self, exc):
         instrument, self._instrument = self._instrument, None
         if instrument is not None:
-            try:
-                instrument.serial.close()
-            except Exception:
-                pass
+            for step in (instrument.serial.reset_output_buffer,   # a coil write given up
+                         instrument.serial.close):                # on must not go out late
+                try:
+                    step()
+                except Exception:
+                    pass
         log.error("bus %s: port %s failed (%s); reopening in %.1f s", self.name,
                   self.port_name, exc, self._reopen_s)
         self._reopen_at = time.monotonic() + self._reopen_s

@@ -127,4 +127,10 @@ class Link:
         self.port.reset_input_buffer()
 
     def close(self):
+        """Close the port, first dropping what the kernel still holds to
+        send: a request given up on (an unlock, say) must not go out late."""
+        try:
+            self.port.reset_output_buffer()
+        except Exception:
+            pass
         self.port.close()

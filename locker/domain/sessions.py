@@ -64,6 +64,7 @@ class PatronSession:
     asked_at: float | None = None         # monotonic; a number session's PIN was typed
     number_failure_at: float | None = None  # monotonic; a number-path failure shows then
     left_behind: set = field(default_factory=set)  # compartments an item is still sensed in
+    typed_hinted: bool = False            # this PIN attempt's typed-PIN hint went out
 
     def receipt_items(self):
         """The items the patron is getting: none from a door that jammed."""
@@ -182,6 +183,7 @@ class Sessions(NumberEntrance, SessionDoors):
             self.dirty(kiosk=True)
             return None
         s.screen, s.message, s.keypad_digits = SCREEN_VERIFYING, "", 0
+        s.typed_hinted = False             # a wrong PIN's next attempt may hint again
         s.deadline = self.clock.monotonic() + self.cfg.verifier.timeout_s + 2.0
         self.dirty(kiosk=True)
         if s.by_number and not self._number_may_ask(s):
@@ -191,11 +193,13 @@ class Sessions(NumberEntrance, SessionDoors):
     def pin_typed(self):
         """The keyed hash of the patron whose PIN is typed in full and not
         yet confirmed (the PIN screen), or None: OK, and an unlock, may
-        follow within a second or so."""
+        follow within a second or so.  Once per PIN attempt: a page that
+        posts it again and again moves no bus twice."""
         s = self.session
-        if s is not None and s.screen == SCREEN_PIN and s.patron_hash:
-            return s.patron_hash
-        return None
+        if s is None or s.screen != SCREEN_PIN or not s.patron_hash or s.typed_hinted:
+            return None
+        s.typed_hinted = True
+        return s.patron_hash
 
     def keypad_digits(self, count):
         s = self.session

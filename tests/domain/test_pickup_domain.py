@@ -479,10 +479,16 @@ def test_a_pin_typed_in_full_prepares_the_patrons_doors_on_the_page_and_the_keyp
     rig.run()
     assert rig.relays.prepared == []                    # not typed in full yet
     rig.controller.post(KeypadDigits(4))
-    rig.controller.post(KioskAction("pin_typed"))
+    for _ in range(3):                                  # erased and typed again, or spam
+        rig.controller.post(KioskAction("pin_typed"))
     rig.run()
-    assert rig.relays.prepared == [(3,), (3,)]          # Alice's, not Bob's
+    assert rig.relays.prepared == [(3,)]                # Alice's, not Bob's; once an attempt
     assert (rig.kiosk["screen"], rig.relays.hints, rig.relays.pulses) == ("pin", [], [])
+    rig.pin("0000")
+    assert rig.kiosk["message"] == "wrong_pin"
+    rig.controller.post(KioskAction("pin_typed"))        # the next attempt hints again
+    rig.run()
+    assert rig.relays.prepared == [(3,), (3,)]
     rig.pin(ALICE_PIN)
     rig.controller.post(KioskAction("pin_typed"))        # verifying, then opening: no hint
     rig.run()

@@ -95,21 +95,35 @@ def test_the_unlock_frame_reaches_the_bus_byte_for_byte(sim, driver, events):
 
 
 def test_a_second_pulse_while_the_lock_is_on_is_merged_not_sent_again(sim, events):
-    """A second ``31`` would restart the board's pulse: the request is
-    acknowledged at once and nothing more goes out; after the pulse a new
-    request unlocks again."""
+    """A second ``31`` would restart the board's pulse: a request while the
+    unlock is on the wire, or while the lock is on, sends nothing; the one
+    while it is on is acknowledged with the time the pulse has left."""
+    fired = []
+    callbacks = {**events.callbacks(), "on_fired": lambda c, s: fired.append((c, s))}
     bus = KerongBus("m", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, pulse_s=30.0,
-                    **events.callbacks())
+                    **callbacks)
     try:
+        asked_again = threading.Event()
+        _once(sim, lambda f: f == request(1, 0, UNLOCK) and bus.pulse(17, 0.5) is None
+              and not asked_again.set())              # asked again while on the wire
         bus.pulse(17, 0.5)
-        wait_until(lambda: (17,) in events.of("fired"), what="the unlock acknowledged")
+        wait_until(lambda: len(fired) == 1, what="the unlock acknowledged")
+        assert asked_again.is_set() and fired[0][0] == 17      # one ack for both requests
         bus.pulse(17, 0.5)
-        assert events.of("fired") == [(17,), (17,)]
+        wait_until(lambda: len(fired) == 2, what="the merged request acknowledged")
+        assert fired[1][0] == 17 and 0 < fired[1][1] <= 30.0
         time.sleep(0.2)                                 # room for a frame that should not come
         assert sim.unlocks() == [(1, 0)] and bus.states()[17]
     finally:
         bus.close()
     assert (17,) in events.of("released")
+
+
+def test_after_its_pulse_a_lock_unlocks_again(sim, driver, events):
+    driver.pulse(17, 0.5)
+    wait_until(lambda: (17,) in events.of("released"), what="the first pulse over")
+    driver.pulse(17, 0.5)
+    wait_until(lambda: sim.unlocks() == [(1, 0), (1, 0)], what="a second unlock frame")
 
 
 # -- polling ------------------------------------------------------------------------
@@ -477,11 +491,11 @@ def test_a_hint_holds_polls_back_only_for_the_hold_time(six, events):
 
 
 # -- the typed-PIN hint (prepare_unlock) ---------------------------------------------
-def _resting_bus(sim, events, idle_poll_s):
+def _resting_bus(sim, events, idle_poll_s, hint_hold_s=60.0):
     """Six boards at rest (nothing moved), polled every ``idle_poll_s``."""
     return KerongBus("p", sim.path, {b * 16 + 1: (b, 0) for b in range(6)}, poll_s=0.02,
-                     idle_poll_s=idle_poll_s, timeout_s=0.3, hint_hold_s=60.0,
-                     **events.callbacks())
+                     idle_poll_s=idle_poll_s, timeout_s=0.3, retries=1,
+                     hint_hold_s=hint_hold_s, **events.callbacks())
 
 
 def test_a_typed_pin_polls_every_board_now_then_keeps_the_wire_free_for_the_unlock(six, events):
@@ -503,22 +517,56 @@ def test_a_typed_pin_polls_every_board_now_then_keeps_the_wire_free_for_the_unlo
         bus.close()
 
 
-def test_a_typed_pin_holds_polls_back_no_longer_than_the_idle_period(six, events):
-    """No OK comes: after the early round the boards are polled again once
-    the idle period since the hint is up, and nothing is unlocked."""
+def test_without_ok_a_typed_pin_lets_polling_resume_and_unlocks_nothing(six, events):
+    """No OK comes: the hold ends with the idle period (0.4 s here; the wait
+    allows 5 s, a hold that outlived it would fail) and rounds go on; a
+    hint for compartments of no board here changes nothing."""
     bus = _resting_bus(six, events, idle_poll_s=0.4)
     try:
         at = len(six.requests)
         bus.prepare_unlock([1])
-        wait_until(lambda: len(_polls_after(six, at)) >= 18, what="three rounds")
-        assert six.unlocks() == []
-        bus.prepare_unlock([2, 99])          # none of them on this bus: nothing changes
+        wait_until(lambda: len(_polls_after(six, at)) >= 18, timeout=5.0, what="three rounds")
+        bus.prepare_unlock([2, 99])
         assert six.unlocks() == []
     finally:
         bus.close()
 
 
-def test_a_pin_check_drops_the_rest_of_the_early_round(six, events):
+def test_a_failed_early_poll_is_retried_before_the_hold_not_after(six, events):
+    """Board 1 answers garbage: its retry goes out at once (the hold lasts
+    60 s), so it is found offline now, not a hold later."""
+    bus = _resting_bus(six, events, idle_poll_s=60.0)
+    try:
+        six.faults[1] = "garbage"
+        at = len(six.requests)
+        bus.prepare_unlock([1])
+        wait_until(lambda: ("p/1", False, (17,)) in events.of("board"), timeout=5.0,
+                   what="board 1 retried and found offline")
+        wait_until(lambda: len(_polls_after(six, at)) >= 7, timeout=5.0, what="the round")
+        time.sleep(0.2)                      # room for a poll that should not come
+        asked = [f[1] >> 4 for f in _polls_after(six, at)]
+        assert asked == [0, 1, 1, 2, 3, 4, 5]
+    finally:
+        bus.close()
+
+
+def test_a_denied_pin_lets_the_rest_of_the_early_round_go_on(six, events):
+    """OK comes while board 1 is asked and no unlock follows (a wrong PIN):
+    once the check's hold (0.2 s) is over, boards 2-5 are asked, long
+    before the typed-PIN hold (60 s) would end."""
+    bus = _resting_bus(six, events, idle_poll_s=60.0, hint_hold_s=0.2)
+    try:
+        later = _once(six, lambda f: f == request(1, 0, STATUS)
+                      and bus.expect_unlock([33]) is None)
+        bus.prepare_unlock([33])
+        wait_until(lambda: len(later()) >= 4, timeout=5.0, what="the rest of the round")
+        assert later()[:4] == [request(b, 0, STATUS) for b in range(2, 6)]
+        assert six.unlocks() == []
+    finally:
+        bus.close()
+
+
+def test_a_pin_check_pauses_the_early_round_for_the_unlock(six, events):
     """OK comes while the early round is on the wire (board 1 asked): that
     exchange ends, the boards after it are not asked, and the unlock is
     the next frame."""
