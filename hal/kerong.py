@@ -127,7 +127,6 @@ class KerongBus(UnlockHints):
         self._dropped = 0              # all_off()/close() calls: a retry queued before one is void
         self._hint_hold_s = hint_hold_s
         self._init_hints()
-        self._acks: deque = deque()    # (compartment, s left): merged pulses to acknowledge
         self._releases: list[tuple[float, int]] = []
         self._energised: set[int] = set()
         self._next_poll = dict.fromkeys(self._by_board, 0.0)
@@ -158,11 +157,11 @@ class KerongBus(UnlockHints):
         """Queue an unlock of ``compartment``; the board times the pulse, so
         ``seconds`` only has to be positive.  Returns once an idle bus thread
         has taken the unlock (so the frame usually goes out before the
-        caller's next Python work; at most ``HANDOFF_S``).  A lock whose
-        unlock is queued or on the wire, or still on from a confirmed one, is
-        merged into that pulse, as ``RelayBank`` does (a second ``31``
-        restarts the board's pulse); one still on is acknowledged (``on_fired``
-        with the time it has left, from the bus thread, before its release)."""
+        caller's next Python work; at most ``HANDOFF_S``).  A request for a
+        lock whose unlock is queued or on the wire is merged into it; once
+        the board has confirmed one, a new request is a new ``31``, which
+        restarts the board's pulse: the lock stays on one pulse from the
+        last unlock, and its release is reported once, after that."""
         if compartment not in self._locks:
             raise HardwareError(f"no lock on bus {self.name!r} for compartment {compartment!r}")
         if not seconds > 0:
@@ -176,17 +175,11 @@ class KerongBus(UnlockHints):
                           compartment)
                 return
             if compartment in self._unlock_asked:
-                return
-            now = time.monotonic()
-            release_at = min((t for t, c in self._releases if c == compartment), default=None)
-            if release_at is not None:
-                log.info("bus %s: unlock of compartment %d merged with the pulse still on",
+                log.info("bus %s: unlock of compartment %d merged with the one under way",
                          self.name, compartment)
-                self._acks.append((compartment, max(0.0, release_at - now)))
-                self._cond.notify_all()
                 return
             self._unlocks.append(compartment)
-            self._unlock_asked[compartment] = now
+            self._unlock_asked[compartment] = time.monotonic()
             self._cond.notify_all()
             if self._idle:     # let the bus thread have the GIL and send it first
                 self._cond.wait_for(lambda: compartment not in self._unlocks, HANDOFF_S)
@@ -265,8 +258,8 @@ class KerongBus(UnlockHints):
 
     def _next_job(self):
         """(lock held) The next try to make, as (method, argument), or
-        (None, when) to wait until ``when``: a due release, then a merged
-        pulse's acknowledgement, then an unlock, then while a hint is in
+        (None, when) to wait until ``when``: a due release, then an unlock,
+        then while a hint is in
         force what it allows (``_hinted_job``: an early poll, or nothing),
         then the due board that moves (due first), then the due board at
         rest (due first) -- unless its try could still be on the wire when
@@ -278,8 +271,6 @@ class KerongBus(UnlockHints):
             return (self._open, None) if now >= self._reopen_at else (None, self._reopen_at)
         if self._releases and self._releases[0][0] <= now:
             return self._release, heapq.heappop(self._releases)[1]
-        if self._acks:
-            return self._ack, self._acks.popleft()
         while self._unlocks:
             compartment = self._unlocks.popleft()
             if now - self._unlock_asked.get(compartment, now) <= UNLOCK_MAX_AGE_S:
@@ -358,9 +349,6 @@ class KerongBus(UnlockHints):
             except Exception:
                 log.debug("bus %s: closing the port failed", self.name, exc_info=True)
 
-    def _ack(self, merged):
-        quiet(self._on_fired, *merged)
-
     def _release(self, compartment):
         with self._cond:
             self._energised.discard(compartment)
@@ -418,6 +406,9 @@ class KerongBus(UnlockHints):
                  compartment)
         with self._cond:
             self._unlock_asked.pop(compartment, None)
+            if compartment in self._energised:     # the board restarted its pulse
+                self._releases = [r for r in self._releases if r[1] != compartment]
+                heapq.heapify(self._releases)
             self._energised.add(compartment)
             heapq.heappush(self._releases, (time.monotonic() + self._pulse_s, compartment))
             self._activate(board)
