@@ -158,10 +158,10 @@ class KerongBus(UnlockHints):
         ``seconds`` only has to be positive.  Returns once an idle bus thread
         has taken the unlock (so the frame usually goes out before the
         caller's next Python work; at most ``HANDOFF_S``).  A request for a
-        lock whose unlock is queued or on the wire is merged into it; once
-        the board has confirmed one, a new request is a new ``31``, which
-        restarts the board's pulse: the lock stays on one pulse from the
-        last unlock, and its release is reported once, after that."""
+        lock whose unlock is queued or on the wire is merged into it; one for
+        a lock still on (the board confirmed an unlock, its pulse is not
+        over) is sent when that pulse ends -- a ``31`` now would restart the
+        board's pulse and hold the lock on longer than one pulse."""
         if compartment not in self._locks:
             raise HardwareError(f"no lock on bus {self.name!r} for compartment {compartment!r}")
         if not seconds > 0:
@@ -181,7 +181,7 @@ class KerongBus(UnlockHints):
             self._unlocks.append(compartment)
             self._unlock_asked[compartment] = time.monotonic()
             self._cond.notify_all()
-            if self._idle:     # let the bus thread have the GIL and send it first
+            if self._idle and compartment not in self._energised:   # hand it over
                 self._cond.wait_for(lambda: compartment not in self._unlocks, HANDOFF_S)
 
     def read(self, compartment: int) -> str:
@@ -271,8 +271,8 @@ class KerongBus(UnlockHints):
             return (self._open, None) if now >= self._reopen_at else (None, self._reopen_at)
         if self._releases and self._releases[0][0] <= now:
             return self._release, heapq.heappop(self._releases)[1]
-        while self._unlocks:
-            compartment = self._unlocks.popleft()
+        for compartment in [c for c in self._unlocks if c not in self._energised]:
+            self._unlocks.remove(compartment)      # one still on goes after its release
             if now - self._unlock_asked.get(compartment, now) <= UNLOCK_MAX_AGE_S:
                 self._cond.notify_all()          # a pulse() may wait for this (hand-off)
                 return self._unlock, (compartment, self._dropped)
@@ -350,8 +350,11 @@ class KerongBus(UnlockHints):
                 log.debug("bus %s: closing the port failed", self.name, exc_info=True)
 
     def _release(self, compartment):
+        """The pulse is over; an unlock that waited for it may go from now."""
         with self._cond:
             self._energised.discard(compartment)
+            if compartment in self._unlock_asked:
+                self._unlock_asked[compartment] = time.monotonic()
         quiet(self._on_released, compartment)
 
     def _poll(self, board):
@@ -406,9 +409,6 @@ class KerongBus(UnlockHints):
                  compartment)
         with self._cond:
             self._unlock_asked.pop(compartment, None)
-            if compartment in self._energised:     # the board restarted its pulse
-                self._releases = [r for r in self._releases if r[1] != compartment]
-                heapq.heapify(self._releases)
             self._energised.add(compartment)
             heapq.heappush(self._releases, (time.monotonic() + self._pulse_s, compartment))
             self._activate(board)
