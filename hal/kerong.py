@@ -29,8 +29,9 @@ board's reply, a late one) is tried ``retries`` more times; then the board
 counts as offline (``on_board`` -> ``BoardOnline(False)``, its doors
 "unknown") and is asked once a second until it answers.  A port that
 fails (unplugged) is closed and reopened with backoff, every board on it
-offline meanwhile.  An unlock not sent then, or within
-``UNLOCK_MAX_AGE_S``, is dropped, never sent late.  ``all_off()`` and
+offline meanwhile.  An unlock for a lock still on waits for its pulse to
+end (a ``31`` now would restart it); one not sent while the port is down,
+or within ``UNLOCK_MAX_AGE_S``, is dropped, never sent late.  ``all_off()`` and
 ``close()`` send nothing at all.  No timer or thread per door: idle
 cost is the polling, and an unchanged status reply calls nothing.
 """

@@ -84,3 +84,21 @@ def test_a_silent_board_costs_one_timeout_and_returns_nothing(pty_pair):
     master, link = pty_pair
     assert link.exchange(FRAME) == b""
     assert read_request(master) == FRAME
+
+
+class FullOs(StingyOs):
+    """A tty whose output queue never takes a byte."""
+
+    def write(self, fd, data):
+        self.writes += 1
+        raise BlockingIOError("output queue full")
+
+
+def test_a_port_that_takes_no_request_fails_the_exchange_after_its_timeout(pty_pair,
+                                                                          monkeypatch):
+    master, link = pty_pair
+    full = FullOs(take=0)
+    monkeypatch.setattr(serial_link, "os", full)
+    with pytest.raises(OSError, match="took no more"):
+        link.exchange(FRAME)
+    assert full.writes >= 2                        # tried again until the timeout, then gave up
