@@ -259,10 +259,10 @@ class KerongBus(UnlockHints):
 
     def _next_job(self):
         """(lock held) The next try to make, as (method, argument), or
-        (None, when) to wait until ``when``: a due release, then an unlock,
-        then while a hint is in
-        force what it allows (``_hinted_job``: an early poll, or nothing),
-        then the due board that moves (due first), then the due board at
+        (None, when) to wait until ``when``: a due release, then an unlock
+        (of a lock not still on), then while a hint is in force what it
+        allows (``_hinted_job``: an early poll, or nothing), then the due
+        board that moves (due first), then the due board at
         rest (due first) -- unless its try could still be on the wire when
         a board that moves is due (one exchange; ``timeout_s`` for a silent
         board), and it is late by less than ``MAX_DEFER_S``.  So a round at
