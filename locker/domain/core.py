@@ -192,6 +192,8 @@ class Locker(HardwareEvents, ItemEvents):
             return
         try:
             self._alarms.storage_recovered()
+            if self._doors.unwritten:
+                self._doors.write_unwritten()
             for number, opening in list(self.openings.items()):
                 if number in self._doors.unstored_open:
                     self._doors.store_seen_open(number)
@@ -225,6 +227,7 @@ class Locker(HardwareEvents, ItemEvents):
             (self._alarms.raise_ if raise_ else self._alarms.clear)(kind, number)
         self._doors.forget_settled(now, self._alarms.is_raised)
         self._items_due(now)
+        self._disarm_if_done()
         if now >= self.next_expiry_check:
             self.next_expiry_check = now + self.timing.expiry_check_s
             self._holds.expire_due()
@@ -285,34 +288,62 @@ class Locker(HardwareEvents, ItemEvents):
         verifier, and the lock drivers are told which doors it may open."""
         check = self._sessions.pin_entered(message.text)
         if check is not None:
-            self._hint_unlock(self.relays.expect_unlock, check.patron_hash)
+            numbers = self._hint_unlock(self.relays.expect_unlock, check.patron_hash)
             self.verifier.verify(check.patron_hash, check.pin, lambda verdict: self.post(
                 msg.VerdictReceived(check.session_id, verdict)), card=check.card)
+            self._arm(numbers, check.session_id, check.patron_hash)   # while it is checked
 
     def _hint_unlock(self, hint, patron_hash):
         """Call ``hint`` (the relays' ``expect_unlock`` or ``prepare_unlock``)
         with the compartments of the patron's ready holds (best effort: a
         library system's hold list may open others, and a denial opens
-        none).  A hint only moves a lock bus's polls; a failing hint never
-        stops the patron."""
-        numbers = sorted({h.compartment for h in self._holds.ready_for(patron_hash)}) \
-            if patron_hash else ()
+        none), and return them.  A hint only moves a lock bus's polls; a
+        failing hint never stops the patron."""
+        numbers = sorted({h.compartment for h in self._holds.ready_for(patron_hash)
+                          if self._may_open(h.compartment)}) if patron_hash else []
         if numbers:
             try:
                 hint(numbers)
             except Exception:
                 log.warning("the unlock hint failed", exc_info=True)
+        return numbers
+
+    def _may_open(self, number):
+        """A configured compartment in service with no opening under way."""
+        return number in self.compartments and not self.compartments[number].out_of_service \
+            and number not in self.openings
+
+    def _pin_typed(self):
+        """The PIN is typed in full, OK not pressed yet: hint the lock buses
+        and write the patron's pickup ahead (ADR 10)."""
+        patron_hash = self._sessions.pin_typed()
+        numbers = self._hint_unlock(self.relays.prepare_unlock, patron_hash)
+        if numbers:
+            self._arm(numbers, self._sessions.session.id, patron_hash)
+
+    def _arm(self, numbers, session_id, patron_hash):
+        """Write ahead the pickup of ``numbers`` (see ``Doors.arm``); a disk
+        that refuses raises the storage alarm, as the opening itself would."""
+        if numbers:
+            self._guarded(self._doors.arm, numbers, session_id, pseudonym(patron_hash))
+
+    def _disarm_if_done(self):
+        """Drop the armed rows once their session no longer checks a PIN."""
+        if self._doors.armed and not self._sessions.checking_pin(
+                next(iter(self._doors.armed.values()))):
+            self._guarded(self._doors.disarm)
 
     def keypad_digits(self, message: msg.KeypadDigits):
         self._sessions.keypad_digits(message.count)
         if message.count == PIN_LENGTH:
-            self._hint_unlock(self.relays.prepare_unlock, self._sessions.pin_typed())
+            self._pin_typed()
 
     def kiosk_action(self, message: msg.KioskAction):
         """A kiosk button; ``pin_typed`` (the page's PIN is typed in full)
-        only hints the lock buses, like a hardware keypad's last digit."""
+        hints the lock buses and arms the pickup, like a hardware keypad's
+        last digit."""
         if message.action == "pin_typed":
-            self._hint_unlock(self.relays.prepare_unlock, self._sessions.pin_typed())
+            self._pin_typed()
             return
         self._sessions.kiosk_action(
             message.action, storage_down=self._alarms.is_raised(AlarmKind.STORAGE_ERROR))
@@ -328,6 +359,7 @@ class Locker(HardwareEvents, ItemEvents):
                                                  self._holds.ready_with_items)
         if pickup is not None:
             self._open_for_patron(pickup)
+            self._guarded(self._sessions.forget_pin_failures, pickup.patron_hash)  # off the PIN path
 
     def pickup_code_entered(self, message: msg.PickupCodeEntered):
         pickup = self._sessions.pickup_code(message.text, self._holds.ready_for)
@@ -335,22 +367,29 @@ class Locker(HardwareEvents, ItemEvents):
             self._open_for_patron(pickup)
 
     def _open_for_patron(self, pickup):
-        """Open the compartments of ``pickup`` that can open now."""
-        to_open = self._sessions.plan_pickup(pickup, lambda n: n in self.compartments and
-                                             not self.compartments[n].out_of_service and
-                                             n not in self.openings)
+        """Open the compartments of ``pickup`` that can open now: at once
+        when all were armed for this session (their write-ahead is on disk;
+        the full opening is written just after), else written ahead first."""
+        to_open = self._sessions.plan_pickup(pickup, self._may_open)
         if not to_open:
             return
         patron = pseudonym(pickup.patron_hash)
         granted = {}
         for hold in pickup.holds:
             granted.setdefault(hold.compartment, []).append(hold.id)
-        self._doors.open(to_open, OpenPurpose.PICKUP, session=pickup.session_id,
-                         actor=patron, reason="patron pickup", patron=patron, holds=granted)
+        how = dict(session=pickup.session_id, actor=patron, reason="patron pickup",
+                   holds=granted)
+        armed = self._doors.armed_for(to_open, pickup.session_id)
+        if armed:
+            started = self._doors.start_armed(to_open, OpenPurpose.PICKUP, **how)
+        else:
+            self._doors.open(to_open, OpenPurpose.PICKUP, patron=patron, **how)
         ticket = self._sessions.loan_ticket(pickup.session_id)
         if ticket is not None:
             self._loan_tickets[pickup.session_id] = ticket
         self._sessions.pickup_started()
+        if armed:
+            self._guarded(self._doors.write_armed_started, started, patron)
 
     def _reopen_for_patron(self, reopen):
         """The same card within the reopen window: open the patron's doors

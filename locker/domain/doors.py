@@ -8,6 +8,13 @@ and leaves what they mean for holds, sessions and alarms to the locker.
 An opening is written before its relay is asked to pulse: use cases that
 open a door as part of a larger change call :meth:`Doors.plan`, write with
 :meth:`Doors.write_openings` in their own unit, then :meth:`Doors.started`.
+
+A patron's pickup may be written ahead earlier, while the PIN is typed or
+checked (:meth:`Doors.arm`): an accepted PIN then pulses at once
+(:meth:`Doors.start_armed`) and writes the opening in full just after
+(:meth:`Doors.write_armed_started`), so the disk's flush is not on the way
+from PIN to lock.  An armed row is an opening not seen open: a restart drops
+it like any other (ADR 3, ADR 10).
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import collections
 from dataclasses import dataclass, field
 
 from bibbox.locker.domain.errors import StoreError
-from bibbox.locker.domain.model import AlarmKind, DoorState, EventType, Opening
+from bibbox.locker.domain.model import AlarmKind, DoorState, EventType, Opening, OpenPurpose
 
+ARMED_REASON = "PIN being checked"   # an armed row's reason (see Doors.arm)
 FORCED_SETTLE_S = 2.0   # a forced-door alarm clears once the door stays shut this long
 # An opening whose lock never reported firing this long after it was asked
 # for (a board that did not confirm, a bus unplugged: the unlock is dropped,
@@ -55,6 +63,10 @@ class Doors:
         # the only ones :meth:`due` and :meth:`deadlines` look at, so an idle
         # turn does no work per door.  A door leaves once nothing is pending.
         self.watched: set[int] = set()
+        # Pickup openings written ahead for a PIN being checked, not started:
+        # number -> the session they were armed for (see :meth:`arm`).
+        self.armed: dict[int, str] = {}
+        self.unwritten: list = []    # (Opening, patron) started armed, not yet written in full
 
     def read(self, numbers, readings):
         """The doors as they are at start (``readings``: number -> state)."""
@@ -90,6 +102,7 @@ class Doors:
         """``openings`` are committed: track them, then pulse their relays."""
         for o in openings:
             self.openings[o.compartment] = o
+            self.armed.pop(o.compartment, None)    # its row is now this opening's
         for o in openings:
             self.relays.pulse(o.compartment, self.timing.pulse_s)
 
@@ -102,6 +115,71 @@ class Doors:
             self.write_openings(unit, new, patron)
         self.started(new)
         return new
+
+    # -- armed pickups (ADR 10) --------------------------------------------------------
+    def arm(self, numbers, session, actor):
+        """Write ahead, in one unit, the pickup openings of ``numbers`` for
+        ``session`` (the patron's PIN is typed or being checked), so that an
+        accepted PIN need not wait for the disk.  Numbers with an opening
+        under way are left to it; rows armed for another session are
+        dropped.  Writes nothing when all are armed for ``session`` already.
+        Raises StoreError (nothing armed) when the disk refuses."""
+        wanted = {n for n in numbers if n not in self.openings}
+        stale = {n for n, armed_for in self.armed.items() if armed_for != session}
+        if not stale and all(self.armed.get(n) == session for n in wanted):
+            return
+        with self.store.unit() as unit:
+            for n in stale - wanted:
+                unit.drop_opening(n)
+            for o in self.plan(sorted(wanted), OpenPurpose.PICKUP, session=session,
+                               actor=actor, reason=ARMED_REASON):
+                unit.put_opening(o)
+        for n in stale:
+            del self.armed[n]
+        self.armed.update(dict.fromkeys(wanted, session))
+
+    def armed_for(self, numbers, session):
+        """True if every one of ``numbers`` is armed for ``session``."""
+        return bool(numbers) and all(self.armed.get(n) == session for n in numbers)
+
+    def start_armed(self, numbers, purpose, *, session="", actor="", reason="", holds=None):
+        """Start openings of ``numbers`` armed for ``session`` (see
+        :meth:`armed_for`): their write-ahead is on disk, so the relays
+        pulse now.  The caller then calls :meth:`write_armed_started`."""
+        new = self.plan(numbers, purpose, session=session, actor=actor, reason=reason,
+                        holds=holds)
+        self.started(new)
+        return new
+
+    def write_armed_started(self, openings, patron=None):
+        """Write ``openings`` (from :meth:`start_armed`) in full with their
+        audit lines, and drop the rows armed and not opened, in one unit.
+        On StoreError they are kept for :meth:`write_unwritten`: the doors
+        are already unlocking, and their audit lines must not be lost."""
+        self.unwritten += [(o, patron) for o in openings]
+        self.write_unwritten()
+
+    def write_unwritten(self):
+        """Write the started openings a refused write left unwritten (see
+        :meth:`write_armed_started`) as they are now; raises StoreError."""
+        with self.store.unit() as unit:
+            for o, patron in self.unwritten:
+                if self.openings.get(o.compartment) is o:     # still under way
+                    self.write_openings(unit, [o], patron)
+            self._drop_armed(unit)
+        self.unwritten.clear()
+        self.armed.clear()
+
+    def disarm(self):
+        """Drop every armed row (the PIN was refused, the patron left)."""
+        with self.store.unit() as unit:
+            self._drop_armed(unit)
+        self.armed.clear()
+
+    def _drop_armed(self, unit):
+        for n in self.armed:
+            if n not in self.openings:
+                unit.drop_opening(n)
 
     # -- what the hardware reports --------------------------------------------------
     def relay_fired(self, number):
@@ -191,7 +269,7 @@ class Doors:
     def write_abandoned(unit, opening):
         unit.drop_opening(opening.compartment)
         unit.audit("system", "opening_abandoned", compartment=opening.compartment,
-                   reason="restart before the door was seen open")
+                   reason="restart before the door was seen open", detail=opening.reason)
 
     # -- time ---------------------------------------------------------------------------
     def _waiting(self, opening):

@@ -201,6 +201,13 @@ class Sessions(NumberEntrance, SessionDoors):
         s.typed_hinted = True
         return s.patron_hash
 
+    def checking_pin(self, session_id):
+        """True while the session ``session_id`` is at its PIN (or the
+        offline pickup code): typed, being checked, or to be typed again."""
+        s = self.session
+        return s is not None and s.id == session_id and \
+            s.screen in (SCREEN_PIN, SCREEN_VERIFYING, SCREEN_CODE)
+
     def keypad_digits(self, count):
         s = self.session
         if s is not None and s.screen in (SCREEN_PIN, SCREEN_NUMBER):
@@ -255,15 +262,12 @@ class Sessions(NumberEntrance, SessionDoors):
         if verdict.outcome == patrons.ACCEPTED:
             if s.by_number:
                 verdict = replace(verdict, reason=patrons.BY_PICKUP_NUMBER)
-            count, blocked_until = self.store.pin_failures(s.patron_hash)
-            if count or blocked_until:
-                with self.store.unit() as unit:
-                    unit.set_pin_failures(s.patron_hash, 0, None)
             ready = self._ready_holds(s, verdict, ready_for, ready_with_items)
             if not ready:
+                self.forget_pin_failures(s.patron_hash)
                 self.deny("only_expired" if has_expired(s.patron_hash) else "nothing_here")
                 return None
-            return Pickup(s.id, s.patron_hash, ready, verdict)
+            return Pickup(s.id, s.patron_hash, ready, verdict)   # the caller forgets failures
         if verdict.outcome == patrons.WRONG_PIN:
             self._wrong_pin(s)
             return None
@@ -284,6 +288,13 @@ class Sessions(NumberEntrance, SessionDoors):
             code = "card_lost"      # its own message: the card is blocked, get a new one
         self.deny(code, reason=reason)
         return None
+
+    def forget_pin_failures(self, patron_hash):
+        """An accepted PIN: the patron's wrong PINs so far no longer count."""
+        count, blocked_until = self.store.pin_failures(patron_hash)
+        if count or blocked_until:
+            with self.store.unit() as unit:
+                unit.set_pin_failures(patron_hash, 0, None)
 
     @staticmethod
     def _ready_holds(s, verdict, ready_for, ready_with_items):
