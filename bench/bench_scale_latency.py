@@ -101,7 +101,7 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
     logging.disable(logging.WARNING)
     state = tempfile.TemporaryDirectory(prefix="bench-scale-lat-")
     daemon = demo_daemon(state.name, port=0, config=config)
-    original, exchange = controller_mod.HANDLERS[msg.DoorChanged], Link.exchange
+    original, send = controller_mod.HANDLERS[msg.DoorChanged], Link.send
     floor = None
     try:
         patrons = seed(daemon, runs)
@@ -142,11 +142,11 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
         drivers.pulse = timed_pulse
         handed_at = [0.0]
 
-        def timed_exchange(link, frame):          # its first act is the write
+        def timed_send(link, frame):              # every request's write (os.write)
             if frame[2] == 0x31 and not handed_at[0]:
                 handed_at[0] = now()
-            return exchange(link, frame)
-        Link.exchange = timed_exchange
+            return send(link, frame)
+        Link.send = timed_send
         numbers = sorted(sim.on_board)
         pin_s, floor_s, door_s, rest_s = [], [], [], []
         bus_s, commit_s, handed_s = [], [], []
@@ -206,7 +206,7 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
             time.sleep(0.2)
             door_latency(False)
     finally:
-        Link.exchange = exchange
+        Link.send = send
         gc.unfreeze()
         controller_mod.HANDLERS[msg.DoorChanged] = original
         if floor is not None:

@@ -17,7 +17,8 @@ The protocol, as this driver speaks it (defaults 19200 8N1; see
 :class:`KerongBus` owns one serial port and one thread.  One request is in
 flight at a time, and every try of a request is one job: an unlock goes
 before the next job, so it waits at most for the exchange already on the
-wire (14 bytes, 7.3 ms at 19200 baud; ``timeout_s`` if that board is silent),
+wire (14 bytes, 7.3 ms at 19200 baud; ``timeout_s`` if that board is silent;
+on an idle bus ``pulse()`` writes it at once from the caller's thread),
 never for the rest of a poll round or for a silent board's retries; and the
 hints of :mod:`~bibbox.hal.unlock_hints` (a PIN typed in full, a PIN check
 out) keep even that exchange off the wire.  A board is asked every
@@ -63,7 +64,6 @@ OFFLINE_POLL_S = 1.0        # a silent board is asked this often (once, no retri
 # slower answer only loses the head start, and a door change on the bus is
 # seen at most this much later (one patron at the kiosk at a time).
 UNLOCK_HINT_S = 0.25
-HANDOFF_S = 0.003           # pulse() waits at most this for an idle bus thread to take it
 REOPEN_FIRST_S, REOPEN_MAX_S = 0.2, 5.0
 JOIN_TIMEOUT_S = 2.0
 # An unlock not on the wire this long after it was asked for is dropped: a
@@ -141,6 +141,7 @@ class KerongBus(UnlockHints):
         self._closed = False
         self._first_round = threading.Event()
         self._idle = False             # the bus thread waits for something to do
+        self._sent = None              # (compartment, dropped, rest): written by pulse(), reply due
         self._thread = threading.Thread(target=self._run, name=f"bibbox-kerong-{name}",
                                         daemon=True)
         self._thread.start()
@@ -155,14 +156,14 @@ class KerongBus(UnlockHints):
 
     # -- the port (LockDriver) ------------------------------------------------------
     def pulse(self, compartment: int, seconds: float) -> None:
-        """Queue an unlock of ``compartment``; the board times the pulse, so
-        ``seconds`` only has to be positive.  Returns once an idle bus thread
-        has taken the unlock (so the frame usually goes out before the
-        caller's next Python work; at most ``HANDOFF_S``).  A request for a
-        lock whose unlock is queued or on the wire is merged into it; one for
-        a lock still on (the board confirmed an unlock, its pulse is not
-        over) is sent when that pulse ends -- a ``31`` now would restart the
-        board's pulse and hold the lock on longer than one pulse."""
+        """Unlock ``compartment``; the board times the pulse, so ``seconds``
+        only has to be positive.  Never waits: on an idle bus the request is
+        written at once from the caller's thread (``_send_now``), else it is
+        queued before any poll.  A request for a lock whose unlock is queued
+        or on the wire is merged into it; one for a lock still on (the board
+        confirmed an unlock, its pulse is not over) is sent when that pulse
+        ends -- a ``31`` now would restart the board's pulse and hold the
+        lock on longer than one pulse."""
         if compartment not in self._locks:
             raise HardwareError(f"no lock on bus {self.name!r} for compartment {compartment!r}")
         if not seconds > 0:
@@ -181,9 +182,29 @@ class KerongBus(UnlockHints):
                 return
             self._unlocks.append(compartment)
             self._unlock_asked[compartment] = time.monotonic()
+            if self._idle and self._sent is None and self._link is not None and \
+                    compartment not in self._energised:
+                self._send_now(compartment)
             self._cond.notify_all()
-            if self._idle and compartment not in self._energised:   # hand it over
-                self._cond.wait_for(lambda: compartment not in self._unlocks, HANDOFF_S)
+
+    def _send_now(self, compartment):
+        """(lock held; the bus thread waits, so nothing is on the wire) Write
+        the unlock of ``compartment`` from the caller's thread, which is
+        running now: an idle bus thread can take milliseconds to be woken
+        (a CPU asleep in a VM).  The bus thread reads the reply as the
+        unlock's first try (``_sent``).  A write that fails leaves the
+        unlock queued for the bus thread, whose own try meets the failure."""
+        board, lock = self._locks[compartment]
+        try:
+            if self._stale_input:
+                self._link.flush_input()
+                self._stale_input = False
+            rest = self._link.send(request(board, lock, CMD_UNLOCK))
+        except Exception:
+            self._stale_input = True
+            return
+        self._unlocks.remove(compartment)
+        self._sent = (compartment, self._dropped, rest)
 
     def read(self, compartment: int) -> str:
         if compartment not in self._doors:
@@ -270,13 +291,15 @@ class KerongBus(UnlockHints):
         now = time.monotonic()
         if self._link is None:
             return (self._open, None) if now >= self._reopen_at else (None, self._reopen_at)
+        if self._sent is not None:                # its request is on the wire
+            job, self._sent = self._sent, None
+            return self._unlock, job
         if self._releases and self._releases[0][0] <= now:
             return self._release, heapq.heappop(self._releases)[1]
         for compartment in [c for c in self._unlocks if c not in self._energised]:
             self._unlocks.remove(compartment)      # one still on goes after its release
             if now - self._unlock_asked.get(compartment, now) <= UNLOCK_MAX_AGE_S:
-                self._cond.notify_all()          # a pulse() may wait for this (hand-off)
-                return self._unlock, (compartment, self._dropped)
+                return self._unlock, (compartment, self._dropped, None)
             self._unlock_tries.pop(compartment, None)
             self._unlock_asked.pop(compartment, None)
             log.error("bus %s: unlock of compartment %d dropped, %.1f s old", self.name,
@@ -387,12 +410,14 @@ class KerongBus(UnlockHints):
                             self._poll_s, self._idle_poll_s)
 
     def _unlock(self, job):
-        """One try of an unlock; a failed try that has tries left goes to the
-        back of the unlock queue (still before any poll)."""
-        compartment, dropped = job
+        """One try of an unlock (``sent``: its request is written but for
+        that rest, see ``_send_now``); a failed try that has tries left goes
+        to the back of the unlock queue (still before any poll)."""
+        compartment, dropped, sent = job
         board, lock = self._locks[compartment]
         tried = self._unlock_tries.pop(compartment, 0) + 1
-        status = self._exchange(board, request(board, lock, CMD_UNLOCK), tried, self._tries)
+        status = self._exchange(board, request(board, lock, CMD_UNLOCK), tried, self._tries,
+                                sent)
         if status is None:
             with self._cond:
                 retry = tried < self._tries and dropped == self._dropped
@@ -416,18 +441,22 @@ class KerongBus(UnlockHints):
         quiet(self._on_fired, compartment, self._pulse_s)
         self._take(status)
 
-    def _exchange(self, board, frame, tried, tries):
-        """Send ``frame`` once; ``board``'s status, or None (logged as try
-        ``tried`` of ``tries``).  Raises BusDown if the port fails.  The
-        happy path is one write, one wait for 9 bytes and a fixed-offset parse."""
+    def _exchange(self, board, frame, tried, tries, sent=None):
+        """Send ``frame`` once (``sent``: it was, but for that rest); ``board``'s
+        status, or None (logged as try ``tried`` of ``tries``).  Raises
+        BusDown if the port fails.  The happy path is one write, one wait
+        for 9 bytes and a fixed-offset parse."""
         link = self._link
         if link is None:
             raise BusDown("port closed")
         try:
-            if self._stale_input:            # a late reply to an earlier request
-                link.flush_input()
-                self._stale_input = False
-            buffer = link.exchange(frame)
+            if sent is not None:
+                buffer = link.finish(sent)
+            else:
+                if self._stale_input:        # a late reply to an earlier request
+                    link.flush_input()
+                    self._stale_input = False
+                buffer = link.exchange(frame)
             if (len(buffer) == REPLY_LEN and buffer[0] == STX and buffer[1] >> 4 == board
                     and buffer[2] == REPLY_STATUS and buffer[7] == ETX
                     and sum(buffer[:8]) & 0xFF == buffer[8]):

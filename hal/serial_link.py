@@ -79,15 +79,25 @@ class Link:
 
     def exchange(self, frame):
         """Send ``frame``; what came back within the timeout, at most a reply's length."""
+        return self.finish(self.send(frame))
+
+    def send(self, frame):
+        """Write what the port takes of ``frame`` at once (a local tty: one
+        ``os.write``, never waiting); return the rest, for :meth:`finish`."""
         if self._fd is None:
             self.port.write(frame)
-            return self.port.read(REPLY_LEN)
+            return b""
         try:
             written = os.write(self._fd, frame)
-        except BlockingIOError:              # the output queue is full: wait for room
+        except BlockingIOError:              # the output queue is full: finish waits for room
             written = 0
-        if written != len(frame):
-            self._write_rest(frame[written:])
+        return frame[written:]
+
+    def finish(self, rest):
+        """The end of an exchange :meth:`send` began: write ``rest`` (within
+        the timeout), then the reply, as :meth:`exchange`."""
+        if rest:
+            self._write_rest(rest)
         return self.read(REPLY_LEN)
 
     def _write_rest(self, rest):

@@ -236,15 +236,25 @@ def test_an_unlock_asked_while_the_bus_is_unplugged_is_never_sent(sim, driver, e
 
 
 def test_an_unlock_that_waited_too_long_is_dropped(sim, events, monkeypatch):
+    """An unlock queued behind the exchange on the wire (asked from the
+    simulator's thread as it reads a poll) is dropped once too old."""
     from bibbox.hal import kerong
-    monkeypatch.setattr(kerong, "UNLOCK_MAX_AGE_S", 0.0)   # every unlock is already too old
+    monkeypatch.setattr(kerong, "UNLOCK_MAX_AGE_S", 0.0)   # every queued unlock is too old
     bus = KerongBus("o", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, **events.callbacks())
+    asked = threading.Event()
+
+    def during_a_poll(frame):
+        if frame[2] == 0x30 and not asked.is_set():
+            bus.pulse(2, 0.5)
+            asked.set()
     try:
+        sim.on_request = during_a_poll
+        wait_until(asked.is_set, what="an unlock asked during a poll")
         polls = len(sim.requests)
-        bus.pulse(2, 0.5)
         wait_until(lambda: len(sim.requests) > polls + 3, what="polling goes on")
         assert sim.unlocks() == [] and events.of("fired") == []
     finally:
+        sim.on_request = None
         bus.close()
 
 

@@ -1,0 +1,127 @@
+"""Who writes an unlock to the Kerong bus: on an idle bus, the thread that
+asked (``pulse()`` writes the request at once; an idle bus thread can take
+milliseconds to be woken), the bus thread reading the reply; on a busy bus,
+the bus thread after the exchange on the wire.  Against the pty simulator."""
+
+import threading
+
+import pytest
+
+from bibbox.hal.kerong import KerongBus
+from bibbox.hal.kerong_sim import SimulatedKerongBus
+from bibbox.hal.serial_link import Link
+from tests.domain_helpers import wait_until
+from tests.hal.test_kerong import LOCKS, Events
+
+UNLOCK = 0x31
+
+
+@pytest.fixture
+def sim():
+    bus = SimulatedKerongBus([0, 1, 2])
+    yield bus
+    bus.close()
+
+
+@pytest.fixture
+def writers(monkeypatch):
+    """The thread that wrote each unlock request, in order."""
+    seen = []
+    send = Link.send
+
+    def recording_send(link, frame):
+        if frame[2] == UNLOCK:
+            seen.append(threading.current_thread())
+        return send(link, frame)
+    monkeypatch.setattr(Link, "send", recording_send)
+    return seen
+
+
+def resting_bus(sim, events, **kw):
+    """A bus that polls rarely: after its first round its thread waits."""
+    bus = KerongBus("u", sim.path, LOCKS, poll_s=30.0, timeout_s=0.3, pulse_s=0.2,
+                    **events.callbacks(), **kw)
+    wait_until(lambda: bus._idle, what="the bus thread waiting")   # nothing else shows it
+    return bus
+
+
+def test_on_an_idle_bus_the_caller_writes_the_unlock_and_the_bus_thread_confirms_it(
+        sim, writers):
+    events = Events()
+    bus = resting_bus(sim, events)
+    try:
+        bus.pulse(2, 0.2)
+        assert writers == [threading.current_thread()]       # written before pulse() returned
+        wait_until(lambda: (2,) in events.of("fired"), what="the board's confirmation")
+        assert sim.unlocks() == [(0, 1)]
+        wait_until(lambda: (2,) in events.of("released"), what="the pulse's end")
+        bus.pulse(17, 0.2)                                    # idle again: the same way
+        wait_until(lambda: (17,) in events.of("fired"), what="the second unlock")
+        assert sim.unlocks() == [(0, 1), (1, 0)] and len(writers) == 2
+    finally:
+        bus.close()
+
+
+def test_a_second_unlock_while_the_first_awaits_its_reply_is_queued_behind_it(sim, writers):
+    """One request on the wire at a time: the second goes out after the
+    first's reply, written by the bus thread."""
+    events = Events()
+    bus = resting_bus(sim, events)
+    try:
+        bus.pulse(2, 0.2)
+        bus.pulse(33, 0.2)
+        wait_until(lambda: {(2,), (33,)} <= set(events.of("fired")), what="both unlocks")
+        assert sim.unlocks() == [(0, 1), (2, 3)]
+        assert writers[0] is threading.current_thread() and writers[1].name.startswith(
+            "bibbox-kerong-")
+        unlocks = [i for i, f in enumerate(sim.requests) if f[2] == UNLOCK]
+        assert unlocks[1] == unlocks[0] + 1                    # no poll between them
+    finally:
+        bus.close()
+
+
+def test_on_a_busy_bus_the_unlock_waits_for_the_exchange_on_the_wire(sim, writers):
+    """Asked while a poll is on the wire (from the simulator's thread as it
+    reads that poll): the bus thread sends it right after the poll's reply."""
+    events = Events()
+    bus = KerongBus("b", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, pulse_s=0.2,
+                    **events.callbacks())
+    asked = threading.Event()
+
+    def during_a_poll(frame):
+        if frame[2] == 0x30 and not asked.is_set():
+            bus.pulse(2, 0.2)
+            asked.set()
+    try:
+        sim.on_request = during_a_poll
+        wait_until(lambda: (2,) in events.of("fired"), what="the unlock")
+        assert [w.name for w in writers] == ["bibbox-kerong-b"]
+        frames = list(sim.requests)
+        first_unlock = next(i for i, f in enumerate(frames) if f[2] == UNLOCK)
+        assert frames[first_unlock - 1][2] == 0x30             # right behind that poll
+    finally:
+        sim.on_request = None
+        bus.close()
+
+
+def test_a_write_that_fails_leaves_the_unlock_to_the_bus_thread(sim, monkeypatch):
+    """The caller's write raises (a port just unplugged): pulse() does not
+    raise, and the bus thread's own try meets the port as it is."""
+    events = Events()
+    bus = resting_bus(sim, events)
+    failed = []
+    send = Link.send
+
+    def failing_once(link, frame):
+        if frame[2] == UNLOCK and not failed:
+            failed.append(threading.current_thread())
+            raise OSError("write failed")
+        return send(link, frame)
+    monkeypatch.setattr(Link, "send", failing_once)
+    try:
+        bus.pulse(2, 0.2)
+        assert failed == [threading.current_thread()]
+        wait_until(lambda: (2,) in events.of("fired"), what="the bus thread's try")
+        assert sim.unlocks() == [(0, 1)]
+    finally:
+        bus.close()
