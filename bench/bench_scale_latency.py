@@ -7,13 +7,15 @@ process, with the daemon running:
   request off its side of the pty (``SimulatedKerongBus.on_request``, on the
   simulator's thread).  The floor, measured right before and after each
   pickup, is one pty write -> read of the same 5 bytes (:class:`bench_pickup.Floor`);
-  each pickup is paired with the mean of its two floor samples.  The path
-  also makes the opening durable before the pulse (write-ahead: one SQLite
-  commit, WAL, ``synchronous=FULL``), so a second floor adds one such
-  commit in a scratch database beside the locker's, sampled the same way;
-  and the part after the commit, from the lock driver's ``pulse`` to the
-  frame, is timed on its own (what the bus adds), and the unlocks that met
-  a poll exchange on the wire are counted.
+  each pickup is paired with the mean of its two floor samples.  The
+  opening is durable before the pulse (write-ahead: one SQLite commit, WAL,
+  ``synchronous=FULL``): with the hint it is written at ``pin_typed``, off
+  the path (ADR 10); with OK alone in OK's own turn, on it.  A second floor
+  samples one such commit in a scratch database beside the locker's, the
+  same way.  The lock driver's ``pulse`` -> frame is timed on its own (what
+  the bus adds), so is PIN -> the request's write to the port
+  (``Link.send``, whichever thread makes it), and the unlocks that met a
+  poll exchange on the wire are counted.
 - door change on a board -> controller: from ``set_door`` on the simulated
   board to the controller's DoorChanged handler having returned, for a door
   on the last board of the fullest bus (10 boards from 160 doors on), while
