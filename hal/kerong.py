@@ -239,8 +239,7 @@ class KerongBus(UnlockHints):
             if self._closed:
                 return
             self._closed = True
-            self._drop_unlocks()
-            self._cond.notify()
+            self._drop_unlocks()            # wakes the bus thread: it sees _closed and ends
         if self._thread is not threading.current_thread():
             self._thread.join(JOIN_TIMEOUT_S)
         self._close_port()
@@ -249,11 +248,14 @@ class KerongBus(UnlockHints):
         self._energised.clear()
 
     def _drop_unlocks(self):
+        """(lock held) Forget every queued unlock, its retries and a hint,
+        and wake every waiter on the condition (the bus thread re-plans)."""
         self._clear_hints()
         self._unlocks.clear()
         self._unlock_tries.clear()
         self._unlock_asked.clear()
         self._dropped += 1
+        self._cond.notify_all()
 
     # -- the bus thread ---------------------------------------------------------------
     def _run(self):

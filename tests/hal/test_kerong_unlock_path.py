@@ -125,3 +125,43 @@ def test_a_write_that_fails_leaves_the_unlock_to_the_bus_thread(sim, monkeypatch
         assert sim.unlocks() == [(0, 1)]
     finally:
         bus.close()
+
+
+def test_all_off_drops_an_unlock_queued_behind_the_wire_and_the_bus_goes_on(sim):
+    """Asked and dropped while a poll is on the wire: never sent; the bus
+    keeps polling, and a later unlock goes out."""
+    events = Events()
+    bus = KerongBus("d", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, pulse_s=0.2,
+                    **events.callbacks())
+    dropped = threading.Event()
+
+    def during_a_poll(frame):
+        if frame[2] == 0x30 and not dropped.is_set():
+            bus.pulse(2, 0.2)
+            bus.all_off()
+            dropped.set()
+    try:
+        sim.on_request = during_a_poll
+        wait_until(dropped.is_set, what="an unlock asked and dropped during a poll")
+        sim.on_request = None
+        polls = len(sim.requests)
+        wait_until(lambda: len(sim.requests) > polls + 3, what="polling goes on")
+        assert sim.unlocks() == []
+        bus.pulse(17, 0.2)
+        wait_until(lambda: (17,) in events.of("fired"), what="a later unlock")
+        assert sim.unlocks() == [(1, 0)]
+    finally:
+        sim.on_request = None
+        bus.close()
+
+
+def test_close_of_a_resting_bus_ends_its_thread_and_refuses_later_unlocks(sim):
+    from bibbox.locker.domain.errors import HardwareError
+    events = Events()
+    bus = resting_bus(sim, events)
+    bus.close()
+    assert not bus._thread.is_alive()      # woken, not left to its 30 s poll
+    with pytest.raises(HardwareError):
+        bus.pulse(2, 0.2)
+    bus.close()                              # idempotent
+    assert sim.unlocks() == []
