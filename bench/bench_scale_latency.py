@@ -31,6 +31,7 @@ from __future__ import annotations
 import gc
 import os
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -95,7 +96,7 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
     ``typed_gap_s`` (lo, hi) the page's ``pin_typed`` hint comes first, and
     OK a gap drawn from [lo, hi] s later; None: OK alone, no hint."""
     import logging
-    from bibbox.daemon.cli import demo_daemon
+    from bibbox.daemon.cli import SWITCH_INTERVAL_S, demo_daemon
     from bibbox.locker.app import controller as controller_mod
     from bibbox.locker.domain import messages as msg
     from bibbox.locker.domain.messages import KioskAction, PinEntered
@@ -109,6 +110,8 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
         patrons = seed(daemon, runs)
         daemon.start()
         gc.freeze()              # as `bibbox run` and `bibbox demo` do once started (daemon/cli.py)
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         sim, board, controller = daemon.simulator, daemon.controller.board, daemon.controller
         unlocked, unlocked_at = threading.Event(), [0.0]
 
@@ -210,6 +213,7 @@ def latencies(config, runs=30, door_runs=40, rest_runs=3, pin_rest_s=0.0,
     finally:
         Link.send = send
         gc.unfreeze()
+        sys.setswitchinterval(switch_interval)
         controller_mod.HANDLERS[msg.DoorChanged] = original
         if floor is not None:
             floor.close()

@@ -35,6 +35,12 @@ from bibbox.locker.domain.errors import BibboxError, ConfigError
 
 log = logging.getLogger("bibbox")
 
+# A thread that wants the interpreter gets it within this long (Python's
+# default is 5 ms): the controller, a bus thread reading an unlock's reply
+# or a board simulator are not held back by a web or MQTT thread building
+# a big state view.  No cost while only one thread runs.
+SWITCH_INTERVAL_S = 0.0005
+
 def demo_config_path():
     """The demo configuration shipped as package data (``config/demo.toml``)."""
     from importlib.resources import files
@@ -103,6 +109,7 @@ def _run_until_signal(daemon):
     # thread, an unlock's too) walks only what was made since.  The price:
     # start-up objects that later become cyclic garbage are never freed.
     gc.freeze()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         from bibbox.daemon.systemd import notify_ready, watchdog_loop
         notify_ready()
