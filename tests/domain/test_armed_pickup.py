@@ -11,9 +11,9 @@ import pytest
 
 from bibbox.locker.domain import patrons
 from bibbox.locker.domain.doors import ARMED_REASON
-from bibbox.locker.domain.errors import StoreError
 from bibbox.locker.domain.messages import KeypadDigits, KioskAction
 from bibbox.locker.domain.model import AlarmKind, HoldState
+from tests.domain.test_one_transaction import RefusedOpening
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN, BOB_CARD, BOB_PIN, Rig
 
 
@@ -209,23 +209,8 @@ def test_a_restart_with_an_armed_pickup_opens_nothing_and_says_so(tmp_path, rig)
     assert [r["detail"] for r in abandoned] == [ARMED_REASON]
 
 
-class RefusingDisk:
-    """Makes every ``Unit.put_opening`` fail as a full disk would, while set."""
-
-    def __init__(self, monkeypatch):
-        from bibbox.locker.store import store as store_mod
-        self.refuse = False
-        original = store_mod.Unit.put_opening
-
-        def put_opening(unit, opening):
-            if self.refuse:
-                raise StoreError("cannot write to the database: database or disk is full")
-            return original(unit, opening)
-        monkeypatch.setattr(store_mod.Unit, "put_opening", put_opening)
-
-
 def test_a_disk_that_refuses_the_arm_opens_nothing(rig, monkeypatch):
-    disk = RefusingDisk(monkeypatch)
+    disk = RefusedOpening(monkeypatch)
     rig.place("h1", ALICE_CARD, 1)
     rig.card(ALICE_CARD)
     disk.refuse = True
@@ -240,7 +225,7 @@ def test_a_disk_that_refuses_after_the_pulse_still_lets_the_patron_collect(rig, 
     """The door is already unlocking when the full opening cannot be
     written: the patron's pickup goes on, the storage alarm is raised, and
     the opening is stored once the door is seen open and the disk is back."""
-    refusing = RefusingDisk(monkeypatch)
+    refusing = RefusedOpening(monkeypatch)
     rig.place("h1", ALICE_CARD, 1)
     rig.card(ALICE_CARD)
     typed(rig)

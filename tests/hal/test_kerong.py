@@ -37,6 +37,20 @@ class Events:
                     on_board=lambda b, o, cs: self.add("board", b, o, cs))
 
 
+def during_a_poll(sim, act):
+    """Run ``act()`` once, on the simulator's thread as it reads a poll
+    request: the bus thread is inside that exchange, so the bus is busy.
+    Returns an Event set once it ran."""
+    done = threading.Event()
+
+    def on_request(frame):
+        if frame[2] == 0x30 and not done.is_set():
+            act()
+            done.set()
+    sim.on_request = on_request
+    return done
+
+
 @pytest.fixture
 def sim():
     bus = SimulatedKerongBus([0, 1, 2], slow_s=1.0)     # "slow" is well past the timeout
@@ -241,14 +255,8 @@ def test_an_unlock_that_waited_too_long_is_dropped(sim, events, monkeypatch):
     from bibbox.hal import kerong
     monkeypatch.setattr(kerong, "UNLOCK_MAX_AGE_S", 0.0)   # every queued unlock is too old
     bus = KerongBus("o", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, **events.callbacks())
-    asked = threading.Event()
-
-    def during_a_poll(frame):
-        if frame[2] == 0x30 and not asked.is_set():
-            bus.pulse(2, 0.5)
-            asked.set()
     try:
-        sim.on_request = during_a_poll
+        asked = during_a_poll(sim, lambda: bus.pulse(2, 0.5))
         wait_until(asked.is_set, what="an unlock asked during a poll")
         polls = len(sim.requests)
         wait_until(lambda: len(sim.requests) > polls + 3, what="polling goes on")

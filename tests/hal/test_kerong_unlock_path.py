@@ -11,7 +11,7 @@ from bibbox.hal.kerong import KerongBus
 from bibbox.hal.kerong_sim import SimulatedKerongBus
 from bibbox.hal.serial_link import Link
 from tests.domain_helpers import wait_until
-from tests.hal.test_kerong import LOCKS, Events
+from tests.hal.test_kerong import LOCKS, Events, during_a_poll
 
 UNLOCK = 0x31
 
@@ -86,14 +86,8 @@ def test_on_a_busy_bus_the_unlock_waits_for_the_exchange_on_the_wire(sim, writer
     events = Events()
     bus = KerongBus("b", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, pulse_s=0.2,
                     **events.callbacks())
-    asked = threading.Event()
-
-    def during_a_poll(frame):
-        if frame[2] == 0x30 and not asked.is_set():
-            bus.pulse(2, 0.2)
-            asked.set()
     try:
-        sim.on_request = during_a_poll
+        during_a_poll(sim, lambda: bus.pulse(2, 0.2))
         wait_until(lambda: (2,) in events.of("fired"), what="the unlock")
         assert [w.name for w in writers] == ["bibbox-kerong-b"]
         frames = list(sim.requests)
@@ -133,15 +127,8 @@ def test_all_off_drops_an_unlock_queued_behind_the_wire_and_the_bus_goes_on(sim)
     events = Events()
     bus = KerongBus("d", sim.path, LOCKS, poll_s=0.02, timeout_s=0.3, pulse_s=0.2,
                     **events.callbacks())
-    dropped = threading.Event()
-
-    def during_a_poll(frame):
-        if frame[2] == 0x30 and not dropped.is_set():
-            bus.pulse(2, 0.2)
-            bus.all_off()
-            dropped.set()
     try:
-        sim.on_request = during_a_poll
+        dropped = during_a_poll(sim, lambda: (bus.pulse(2, 0.2), bus.all_off()))
         wait_until(dropped.is_set, what="an unlock asked and dropped during a poll")
         sim.on_request = None
         polls = len(sim.requests)
