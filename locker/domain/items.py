@@ -38,12 +38,14 @@ patron's holds are collected and an item still sensed is left behind --
 ``item.left_behind`` (patron and holds from the holds collected at that
 close) and, the patron's session being gone, the alarm after the grace
 window, with nothing on the kiosk.  An item sensed where nothing belongs
-starts the wrong-compartment check; a door open at start decides nothing
-until it closes.  The pending checks themselves are not stored: a
-left-behind check under way when the daemon stopped loses the patron's
-reopen window and, the item still sensed, ends as ``unexpected_item`` (no
-``item.left_behind``); a patron's reopen (no holds granted) closed while
-the daemon was down reports neither patron nor holds.
+is left behind by the patron who collected the compartment's last holds
+(the store remembers them), else it starts the wrong-compartment check; a
+door open at start decides nothing until it closes.  The pending checks
+themselves are not stored: a left-behind check under way when the daemon
+stopped loses the patron's reopen window and is decided again after the
+grace window (``item.left_behind`` unless the audit shows it went out, then
+the alarm); a patron's reopen (no holds granted) closed while the daemon
+was down reports neither patron nor holds.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from dataclasses import dataclass
 
 from bibbox.locker.domain import messages as msg
 from bibbox.locker.domain.identity import pseudonym
-from bibbox.locker.domain.model import AlarmKind, DoorState, EventType, OpenPurpose
+from bibbox.locker.domain.model import AlarmKind, DoorState, EventType, HoldState, OpenPurpose
 
 log = logging.getLogger("bibbox.locker")
 
@@ -173,10 +175,26 @@ class ItemEvents:
         clears its item alarms."""
         for number, present in sorted(self._items.present.items()):
             if present:
+                self._recall_left_behind(number)
                 self._watch_for_stray(number)
                 continue
             for kind in ITEM_ALARMS:
                 self._guarded(self._alarms.clear, kind, number)
+
+    def _recall_left_behind(self, number):
+        """Start: an item sensed in a compartment whose holds last left it
+        with a patron (collected) is theirs, left behind -- a check that was
+        pending when the daemon stopped, or a door closed while it was down
+        (the restored opening has done this already).  ``told`` when its
+        ``item.left_behind`` went out before the stop (the audit says)."""
+        if number in self._items.left or not self._item_stays(number):
+            return
+        last = self.store.last_holds_out(number)
+        if not last or any(h.state is not HoldState.COLLECTED for h in last):
+            return
+        self._items.left[number] = LeftBehind(
+            "", last[0].patron_hash, tuple(h.id for h in last),
+            told=self.store.audited_since("item_left_behind", number, last[0].updated_at))
 
     def item_load_unconfirmed(self, hold_id):
         """The compartment a hold's last loading was not confirmed in (the

@@ -324,6 +324,21 @@ class Store:
         r = self.conn.execute("SELECT * FROM holds WHERE id=?", (hold_id,)).fetchone()
         return _hold_from_row(r) if r else None
 
+    def last_holds_out(self, compartment):
+        """The holds that last left ``compartment`` (collected or removed,
+        all with the newest ``updated_at``: one unit), or []."""
+        rows = self.conn.execute(
+            "SELECT * FROM holds WHERE compartment=? AND state IN ('collected','removed') "
+            "AND updated_at=(SELECT MAX(updated_at) FROM holds WHERE compartment=? "
+            "AND state IN ('collected','removed')) ORDER BY id", (compartment, compartment))
+        return [_hold_from_row(r) for r in rows]
+
+    def audited_since(self, action, compartment, since):
+        """True if an audit line ``action`` about ``compartment`` is dated ``since`` or later."""
+        return self.conn.execute(
+            "SELECT 1 FROM audit WHERE action=? AND compartment=? AND ts>=? LIMIT 1",
+            (action, compartment, since)).fetchone() is not None
+
     def openings(self):
         rows = self.conn.execute("SELECT * FROM openings")
         return [Opening(r["compartment"], OpenPurpose(r["purpose"]), r["session"],

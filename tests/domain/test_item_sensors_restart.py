@@ -132,14 +132,42 @@ def test_doors_open_at_a_restart_decide_nothing_until_they_close(rig):
     assert [e["hold_ids"] for e in events(again, "item.left_behind")] == [["h1"]]
 
 
-# -- what a restart still loses ----------------------------------------------------------------
-def test_a_left_behind_check_pending_at_a_restart_ends_as_an_unexpected_item(rig):
-    """The check lives in memory: the item is still reported to staff, but
-    as one that does not belong, and the patron's reopen window is lost."""
+# -- a check under way at the stop -------------------------------------------------------------
+def test_a_left_behind_check_pending_at_a_restart_is_decided_again(rig):
+    """The check lives in memory, the collection in the store: after the
+    restart the item is still the patron's, told to central once, then
+    the alarm (the patron's reopen window is lost with their session)."""
     alice_opens_1(rig)
     rig.door(1, False)
     assert hold_state(rig, "h1") is HoldState.COLLECTED
     again = restart(rig, {1: True})          # before the grace window ends
+    again.advance(GRACE + 0.1)
+    assert alarms(again) == {("item_left_behind", 1)}
+    assert events(again, "item.left_behind") == [
+        {"compartment": 1, "hold_ids": ["h1"], "patron_hash": again.patron_hash(ALICE_CARD)}]
+    validate_events(again)
+
+
+def test_a_left_behind_told_before_the_stop_is_not_told_twice(rig):
+    """Stopped after ``item.left_behind`` went out, within the reopen
+    window: the restart raises the alarm and sends nothing again."""
+    alice_opens_1(rig)
+    sense(rig, 1, True)
+    rig.door(1, False)
+    rig.advance(GRACE + 0.1)
+    assert len(events(rig, "item.left_behind")) == 1 and not alarms(rig)
+    again = restart(rig, {1: True})
+    again.advance(GRACE + 0.1)
+    assert alarms(again) == {("item_left_behind", 1)}
+    assert len(events(again, "item.left_behind")) == 1
+
+
+def test_an_item_where_staff_last_unloaded_is_unexpected_not_left_behind(rig):
+    """The compartment's last holds left with staff (unloaded), not a
+    patron: an item found there at a restart does not belong."""
+    rig.place("h1", ALICE_CARD, 1)
+    rig.controller.call(lambda locker: locker.confirm_removed(1, "anna"))
+    again = restart(rig, {1: True})
     again.advance(GRACE + 0.1)
     assert alarms(again) == {("unexpected_item", 1)}
     assert "item.left_behind" not in again.outbox_types()
