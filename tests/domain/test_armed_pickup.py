@@ -14,6 +14,7 @@ from bibbox.locker.domain.doors import ARMED_REASON
 from bibbox.locker.domain.messages import KeypadDigits, KioskAction
 from bibbox.locker.domain.model import AlarmKind, HoldState
 from tests.domain.test_one_transaction import RefusedOpening
+from tests.domain.test_pickup_domain import rig  # noqa: F401  (a started rig, Alice and Bob)
 from tests.domain_helpers import ALICE_CARD, ALICE_PIN, BOB_CARD, BOB_PIN, Rig
 
 
@@ -36,15 +37,6 @@ class DiskAtPulse:
 
     def rows(self):
         return {r["compartment"]: dict(r) for r in self.conn.execute("SELECT * FROM openings")}
-
-
-@pytest.fixture
-def rig(tmp_path):
-    r = Rig(tmp_path)
-    r.start()
-    r.add_patron(ALICE_CARD, ALICE_PIN)
-    r.add_patron(BOB_CARD, BOB_PIN)
-    return r
 
 
 def typed(rig, how="page"):
