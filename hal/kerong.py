@@ -157,8 +157,9 @@ class KerongBus(UnlockHints):
     # -- the port (LockDriver) ------------------------------------------------------
     def pulse(self, compartment: int, seconds: float) -> None:
         """Unlock ``compartment``; the board times the pulse, so ``seconds``
-        only has to be positive.  Never waits: on an idle bus the request is
-        written at once from the caller's thread (``_send_now``), else it is
+        only has to be positive.  Never waits on a local tty: on an idle bus
+        the request is written at once from the caller's thread
+        (``_send_now``; another port may block its write), else it is
         queued before any poll.  A request for a lock whose unlock is queued
         or on the wire is merged into it; one for a lock still on (the board
         confirmed an unlock, its pulse is not over) is sent when that pulse
@@ -195,13 +196,16 @@ class KerongBus(UnlockHints):
         unlock's first try (``_sent``).  A write that fails leaves the
         unlock queued for the bus thread, whose own try meets the failure."""
         board, lock = self._locks[compartment]
+        frame = request(board, lock, CMD_UNLOCK)
         try:
             if self._stale_input:
                 self._link.flush_input()
                 self._stale_input = False
-            rest = self._link.send(request(board, lock, CMD_UNLOCK))
+            rest = self._link.send(frame)
         except Exception:
             self._stale_input = True
+            return
+        if rest == frame:                # the port took nothing: still queued
             return
         self._unlocks.remove(compartment)
         self._sent = (compartment, self._dropped, rest)
@@ -416,6 +420,9 @@ class KerongBus(UnlockHints):
         that rest, see ``_send_now``); a failed try that has tries left goes
         to the back of the unlock queue (still before any poll)."""
         compartment, dropped, sent = job
+        if sent and dropped != self._dropped:     # all_off() since: the rest is not sent
+            self._stale_input = True
+            return
         board, lock = self._locks[compartment]
         tried = self._unlock_tries.pop(compartment, 0) + 1
         status = self._exchange(board, request(board, lock, CMD_UNLOCK), tried, self._tries,

@@ -68,6 +68,7 @@ class Locker(HardwareEvents, ItemEvents):
         self.reader_online: bool | None = None
         self.library_online: bool | None = None     # None: no library system, or not asked yet
         self._loan_tickets = {}     # session id -> LoanTicket, while its doors are open
+        self._recovery_due = False  # the disk took a write again: on_time finishes the rest
         self._items = ItemChecks()   # item sensors' reports and pending checks (items.py)
         self.next_expiry_check = 0.0
         self.kiosk_version = self.state_version = 0
@@ -186,12 +187,26 @@ class Locker(HardwareEvents, ItemEvents):
         self._sessions.storage_failed()
 
     def _after_commit(self, events):
-        """A write succeeded: clear the storage alarm if it was up, report it
-        after the fact, and finish door openings that completed meanwhile."""
+        """A write succeeded: clear the storage alarm if it was up and report
+        it after the fact; what the refused writes left undone is finished
+        by the next :meth:`on_time`, once the handler whose commit this is
+        has finished its own change."""
         if not self._alarms.is_raised(AlarmKind.STORAGE_ERROR):
             return
         try:
             self._alarms.storage_recovered()
+            self._recovery_due = True
+        except StoreError as exc:
+            self.storage_failed(exc)
+        except Exception:   # never let a commit's caller see this fail
+            log.exception("clearing the storage alarm failed")
+
+    def _finish_storage_recovery(self):
+        """The disk takes writes again: write the openings started armed,
+        store doors seen open, and finish door openings that completed
+        meanwhile."""
+        self._recovery_due = False
+        try:
             if self._doors.unwritten:
                 self._doors.write_unwritten()
             for number, opening in list(self.openings.items()):
@@ -201,12 +216,12 @@ class Locker(HardwareEvents, ItemEvents):
                     self._close_opening(number)
         except StoreError as exc:
             self.storage_failed(exc)
-        except Exception:   # never let a commit's caller see this fail
-            log.exception("clearing the storage alarm failed")
 
     # -- time ---------------------------------------------------------------------------
     def next_deadline(self):
         """The monotonic time at which :meth:`on_time` has work, or None."""
+        if self._recovery_due:
+            return self.clock.monotonic()
         candidates = [self.next_expiry_check]
         if self.session:
             candidates.append(self._sessions.deadline())
@@ -219,6 +234,8 @@ class Locker(HardwareEvents, ItemEvents):
     def on_time(self):
         """Run everything that is due now."""
         now = self.clock.monotonic()
+        if self._recovery_due:
+            self._finish_storage_recovery()
         self._sessions.time_passed(now)
         due = self._doors.due(now)
         for number in due.jammed:
@@ -232,6 +249,8 @@ class Locker(HardwareEvents, ItemEvents):
             self.next_expiry_check = now + self.timing.expiry_check_s
             self._holds.expire_due()
             self._remember_wall()
+        if self._recovery_due:        # a write above was the first the disk took again
+            self._finish_storage_recovery()
 
     # -- the library system ------------------------------------------------------------
     def loan_settled(self, message: msg.LoanSettled):
@@ -315,10 +334,12 @@ class Locker(HardwareEvents, ItemEvents):
 
     def _pin_typed(self):
         """The PIN is typed in full, OK not pressed yet: hint the lock buses
-        and write the patron's pickup ahead (ADR 10)."""
+        and write the patron's pickup ahead (ADR 10) -- not for a session
+        that came by pickup number: no card, so the number's throttle
+        decides at OK whether it may be checked (``pin_entered`` arms then)."""
         patron_hash = self._sessions.pin_typed()
         numbers = self._hint_unlock(self.relays.prepare_unlock, patron_hash)
-        if numbers:
+        if numbers and not self._sessions.session.by_number:
             self._arm(numbers, self._sessions.session.id, patron_hash)
 
     def _arm(self, numbers, session_id, patron_hash):
@@ -381,7 +402,7 @@ class Locker(HardwareEvents, ItemEvents):
                    holds=granted)
         armed = self._doors.armed_for(to_open, pickup.session_id)
         if armed:
-            started = self._doors.start_armed(to_open, OpenPurpose.PICKUP, **how)
+            self._doors.start_armed(to_open, OpenPurpose.PICKUP, patron=patron, **how)
         else:
             self._doors.open(to_open, OpenPurpose.PICKUP, patron=patron, **how)
         ticket = self._sessions.loan_ticket(pickup.session_id)
@@ -389,7 +410,7 @@ class Locker(HardwareEvents, ItemEvents):
             self._loan_tickets[pickup.session_id] = ticket
         self._sessions.pickup_started()
         if armed:
-            self._guarded(self._doors.write_armed_started, started, patron)
+            self._guarded(self._doors.write_unwritten)
 
     def _reopen_for_patron(self, reopen):
         """The same card within the reopen window: open the patron's doors

@@ -12,7 +12,7 @@ open a door as part of a larger change call :meth:`Doors.plan`, write with
 A patron's pickup may be written ahead earlier, while the PIN is typed or
 checked (:meth:`Doors.arm`): an accepted PIN then pulses at once
 (:meth:`Doors.start_armed`) and writes the opening in full just after
-(:meth:`Doors.write_armed_started`), so the disk's flush is not on the way
+(:meth:`Doors.write_unwritten`), so the disk's flush is not on the way
 from PIN to lock.  An armed row is an opening not seen open: a restart drops
 it like any other (ADR 3, ADR 10).
 """
@@ -91,10 +91,12 @@ class Doors:
                         holds=tuple(holds.get(n, ()))) for n in numbers]
 
     @staticmethod
-    def write_openings(unit, openings, patron=None):
-        """Record the intent to open (write-ahead) in ``unit``."""
+    def write_openings(unit, openings, patron=None, rows=True):
+        """Record the intent to open (write-ahead) in ``unit``: each
+        opening's row (unless ``rows`` is False) and its audit line."""
         for o in openings:
-            unit.put_opening(o)
+            if rows:
+                unit.put_opening(o)
             unit.audit(o.actor or "system", "unlock", compartment=o.compartment,
                        patron=patron, reason=o.reason)
 
@@ -142,30 +144,34 @@ class Doors:
         """True if every one of ``numbers`` is armed for ``session``."""
         return bool(numbers) and all(self.armed.get(n) == session for n in numbers)
 
-    def start_armed(self, numbers, purpose, *, session="", actor="", reason="", holds=None):
+    def start_armed(self, numbers, purpose, *, patron=None, session="", actor="", reason="",
+                    holds=None):
         """Start openings of ``numbers`` armed for ``session`` (see
         :meth:`armed_for`): their write-ahead is on disk, so the relays
-        pulse now.  The caller then calls :meth:`write_armed_started`."""
+        pulse now.  They are written in full by :meth:`write_unwritten`,
+        which the caller calls next."""
         new = self.plan(numbers, purpose, session=session, actor=actor, reason=reason,
                         holds=holds)
+        self.unwritten += [(o, patron) for o in new]
         self.started(new)
         return new
 
-    def write_armed_started(self, openings, patron=None):
-        """Write ``openings`` (from :meth:`start_armed`) in full with their
-        audit lines, and drop the rows armed and not opened, in one unit.
-        On StoreError they are kept for :meth:`write_unwritten`: the doors
-        are already unlocking, and their audit lines must not be lost."""
-        self.unwritten += [(o, patron) for o in openings]
-        self.write_unwritten()
-
     def write_unwritten(self):
-        """Write the started openings a refused write left unwritten (see
-        :meth:`write_armed_started`) as they are now; raises StoreError."""
+        """Write the openings started armed (:meth:`start_armed`) in full,
+        with their audit lines, and drop the rows armed and not opened, in
+        one unit.  On StoreError they are kept for the next call (the
+        locker's, once the disk takes writes again): the doors are already
+        unlocking, and their audit lines must not be lost.  An opening that
+        ended meanwhile (a jam whose own write the disk refused) gets its
+        audit line, and its armed row goes."""
         with self.store.unit() as unit:
             for o, patron in self.unwritten:
                 if self.openings.get(o.compartment) is o:     # still under way
                     self.write_openings(unit, [o], patron)
+                else:
+                    self.write_openings(unit, [o], patron, rows=False)
+                    if o.compartment not in self.openings:
+                        unit.drop_opening(o.compartment)
             self._drop_armed(unit)
         self.unwritten.clear()
         self.armed.clear()

@@ -12,6 +12,7 @@ import pytest
 from bibbox.locker.domain import patrons
 from bibbox.locker.domain.doors import ARMED_REASON
 from bibbox.locker.domain.messages import KeypadDigits, KioskAction
+from bibbox.locker.domain.errors import StoreError
 from bibbox.locker.domain.model import AlarmKind, HoldState
 from tests.domain.test_one_transaction import RefusedOpening
 from tests.domain.test_pickup_domain import rig  # noqa: F401  (a started rig, Alice and Bob)
@@ -268,3 +269,86 @@ def test_staff_opening_an_armed_compartment_keeps_its_own_row(rig):
     rows = disk.rows()
     assert (rows[1]["purpose"], rows[2]["reason"]) == ("staff", "patron pickup")
     assert [n for n, row in disk.seen if row] == [1, 2]
+
+
+class WholeDiskRefusal:
+    """Makes every write unit of the rig's store fail as a full disk would, while set."""
+
+    def __init__(self, rig, monkeypatch):
+        import contextlib
+        self.refuse = False
+        unit = rig.store.unit
+
+        @contextlib.contextmanager
+        def refusing_unit():
+            if self.refuse:
+                raise StoreError("cannot write to the database: database or disk is full")
+            with unit() as u:
+                yield u
+        monkeypatch.setattr(rig.store, "unit", refusing_unit)
+
+
+def test_a_jam_while_the_disk_refuses_keeps_the_unlock_audit_line(rig, monkeypatch):
+    """Pulsed armed, then every write refused -- the full opening's, the
+    jam's: once the disk is back the unlock is audited and no armed row
+    is left behind for a restart to misread."""
+    from bibbox.locker.domain.core import STORAGE_RETRY_S
+    from bibbox.locker.domain.doors import UNFIRED_S
+    disk = WholeDiskRefusal(rig, monkeypatch)
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    typed(rig)
+    disk.refuse = True
+    rig.pin(ALICE_PIN)
+    assert rig.relays.pulses == [(1, rig.cfg.timing.pulse_s)]
+    rig.advance(UNFIRED_S + 1)                 # never fired: a jam, its write refused too
+    assert rig.locker.openings == {}
+    disk.refuse = False
+    rig.advance(STORAGE_RETRY_S + 1)           # the retry's write is taken
+    assert audit_actions(rig, 1).count("unlock") == 1
+    assert rig.store.openings() == []
+
+
+def test_the_first_write_after_a_refusal_finishes_an_opening_once(rig, monkeypatch):
+    """The disk refuses while the door is seen open, and takes the write
+    that completes it: the hold is collected once, with one event."""
+    disk = WholeDiskRefusal(rig, monkeypatch)
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    typed(rig)
+    rig.pin(ALICE_PIN)
+    assert rig.fire_all() == [1]
+    disk.refuse = True
+    rig.door(1, True)                           # seen open, not stored
+    disk.refuse = False
+    rig.door(1, False)                          # this write is the first taken
+    rig.advance(1)
+    assert rig.store.hold("h1").state is HoldState.COLLECTED
+    assert rig.outbox_types().count("hold.collected") == 1
+    assert rig.outbox_types().count("door.closed") == 1
+    assert rig.store.openings() == [] and rig.locker.openings == {}
+
+
+def test_a_session_by_pickup_number_arms_only_when_its_pin_may_be_checked(tmp_path):
+    """No card: a page could walk button, number, ``pin_typed``, cancel
+    for ever.  ``pin_typed`` only hints; OK arms once the number's
+    throttle lets the PIN be checked, and the pickup still opens."""
+    from bibbox.locker.domain.messages import PickupNumberEntered
+    from tests.domain.test_pickup_number import number_rig, place, start
+    rig = number_rig(tmp_path)
+    place(rig, "h1", ALICE_CARD, 1, "4711")
+    disk = DiskAtPulse(rig)
+    for _ in range(3):
+        start(rig)
+        rig.controller.post(PickupNumberEntered("4711"))
+        rig.run()
+        typed(rig)
+        assert disk.rows() == {}                     # nothing written for a typed PIN
+        rig.controller.post(KioskAction("cancel"))
+        rig.run()
+    start(rig)
+    rig.controller.post(PickupNumberEntered("4711"))
+    rig.run()
+    typed(rig)
+    rig.pin(ALICE_PIN)
+    assert [n for n, row in disk.seen if row] == [1]

@@ -152,3 +152,27 @@ def test_close_of_a_resting_bus_ends_its_thread_and_refuses_later_unlocks(sim):
         bus.pulse(2, 0.2)
     bus.close()                              # idempotent
     assert sim.unlocks() == []
+
+
+def test_a_port_that_takes_nothing_at_once_leaves_the_unlock_queued(sim, monkeypatch):
+    """The caller's write finds the output queue full (nothing taken): the
+    unlock is not counted as sent -- it stays queued, so all_off() could
+    still drop it -- and the bus thread sends it whole."""
+    events = Events()
+    bus = resting_bus(sim, events)
+    full = []
+    send = Link.send
+
+    def full_once(link, frame):
+        if frame[2] == UNLOCK and not full:
+            full.append(threading.current_thread())
+            return frame                          # nothing written
+        return send(link, frame)
+    monkeypatch.setattr(Link, "send", full_once)
+    try:
+        bus.pulse(2, 0.2)
+        assert full == [threading.current_thread()]
+        wait_until(lambda: (2,) in events.of("fired"), what="the bus thread's try")
+        assert sim.unlocks() == [(0, 1)]
+    finally:
+        bus.close()
