@@ -203,8 +203,8 @@ class Locker(HardwareEvents, ItemEvents):
 
     def _finish_storage_recovery(self):
         """The disk takes writes again: write the openings started armed,
-        store doors seen open, and finish door openings that completed
-        meanwhile."""
+        store doors seen open, and finish door openings that completed or
+        jammed meanwhile."""
         self._recovery_due = False
         try:
             if self._doors.unwritten:
@@ -214,6 +214,8 @@ class Locker(HardwareEvents, ItemEvents):
                     self._doors.store_seen_open(number)
                 if opening.seen_open and self._doors.state_of(number) is DoorState.CLOSED:
                     self._close_opening(number)
+                elif opening.jammed:                  # its jam's write was refused
+                    self._door_jammed(number)
         except StoreError as exc:
             self.storage_failed(exc)
 

@@ -141,12 +141,16 @@ class HardwareEvents:
     def _door_jammed(self, number):
         """An unlock with no door movement: the command fired, the door did
         not open.  The opening ends, a loading hold waits to be loaded again
-        and the jam alarm is raised -- one unit."""
-        opening = self.openings.pop(number)
+        and the jam alarm is raised -- one unit.  If the disk refuses it,
+        the opening stays, marked jammed (not due again), until the disk
+        takes writes again (``_finish_storage_recovery``) or its door opens."""
+        opening = self.openings[number]
+        opening.jammed = True
         with self.store.unit() as unit:
             self._doors.write_jammed(unit, opening)
             back = self._holds.write_loading_aborted(unit, opening)
             alarm = self._alarms.write_raise(unit, AlarmKind.DOOR_JAMMED, number)
+        del self.openings[number]
         self._holds.put(back)
         self._alarms.raised(alarm)
         self._sessions.door_status(number, "jammed", opening.session)

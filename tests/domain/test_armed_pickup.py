@@ -290,8 +290,8 @@ class WholeDiskRefusal:
 
 def test_a_jam_while_the_disk_refuses_keeps_the_unlock_audit_line(rig, monkeypatch):
     """Pulsed armed, then every write refused -- the full opening's, the
-    jam's: once the disk is back the unlock is audited and no armed row
-    is left behind for a restart to misread."""
+    jam's: once the disk is back the unlock and the jam are audited and no
+    armed row is left behind for a restart to misread."""
     from bibbox.locker.domain.core import STORAGE_RETRY_S
     from bibbox.locker.domain.doors import UNFIRED_S
     disk = WholeDiskRefusal(rig, monkeypatch)
@@ -302,11 +302,12 @@ def test_a_jam_while_the_disk_refuses_keeps_the_unlock_audit_line(rig, monkeypat
     rig.pin(ALICE_PIN)
     assert rig.relays.pulses == [(1, rig.cfg.timing.pulse_s)]
     rig.advance(UNFIRED_S + 1)                 # never fired: a jam, its write refused too
-    assert rig.locker.openings == {}
+    assert rig.locker.openings[1].jammed       # waits for the disk, not due again
     disk.refuse = False
     rig.advance(STORAGE_RETRY_S + 1)           # the retry's write is taken
     assert audit_actions(rig, 1).count("unlock") == 1
-    assert rig.store.openings() == []
+    assert audit_actions(rig, 1).count("door_jammed") == 1
+    assert rig.store.openings() == [] and rig.locker.openings == {}
 
 
 def test_the_first_write_after_a_refusal_finishes_an_opening_once(rig, monkeypatch):
@@ -352,3 +353,24 @@ def test_a_session_by_pickup_number_arms_only_when_its_pin_may_be_checked(tmp_pa
     typed(rig)
     rig.pin(ALICE_PIN)
     assert [n for n, row in disk.seen if row] == [1]
+
+
+def test_a_jam_the_disk_refused_is_written_and_alarmed_once_it_is_back(rig, monkeypatch):
+    """The door never opens and the disk refuses the jam's write: the
+    opening waits, not due again, and the jam is recorded (audit line,
+    alarm, the hold ready again) by the first write the disk takes."""
+    from bibbox.locker.domain.core import STORAGE_RETRY_S
+    disk = WholeDiskRefusal(rig, monkeypatch)
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    rig.pin(ALICE_PIN)
+    assert rig.fire_all() == [1]
+    disk.refuse = True
+    rig.advance(rig.cfg.timing.door_open_timeout_s + 1)      # a jam; its write refused
+    assert 1 in rig.locker.openings and rig.locker.openings[1].jammed
+    disk.refuse = False
+    rig.advance(STORAGE_RETRY_S + 1)
+    assert audit_actions(rig, 1).count("door_jammed") == 1
+    assert ("door_jammed", 1) in {(a["alarm"], a["compartment"]) for a in rig.state["alarms"]}
+    assert rig.locker.openings == {} and rig.store.openings() == []
+    assert rig.store.hold("h1").state is HoldState.READY
