@@ -202,6 +202,17 @@ def test_a_restart_with_an_armed_pickup_opens_nothing_and_says_so(tmp_path, rig)
     assert [r["detail"] for r in abandoned] == [ARMED_REASON]
 
 
+def pulsed_while_refused(rig, refusal):
+    """Alice's hold h1 in compartment 1, her PIN typed (armed); then the
+    disk refuses (``refusal.refuse``) and her PIN is accepted: 1 pulsed."""
+    rig.place("h1", ALICE_CARD, 1)
+    rig.card(ALICE_CARD)
+    typed(rig)
+    refusal.refuse = True
+    rig.pin(ALICE_PIN)
+    assert rig.relays.pulses == [(1, rig.cfg.timing.pulse_s)]
+
+
 def test_a_disk_that_refuses_the_arm_opens_nothing(rig, monkeypatch):
     disk = RefusedOpening(monkeypatch)
     rig.place("h1", ALICE_CARD, 1)
@@ -219,12 +230,7 @@ def test_a_disk_that_refuses_after_the_pulse_still_lets_the_patron_collect(rig, 
     written: the patron's pickup goes on, the storage alarm is raised, and
     the opening is stored once the door is seen open and the disk is back."""
     refusing = RefusedOpening(monkeypatch)
-    rig.place("h1", ALICE_CARD, 1)
-    rig.card(ALICE_CARD)
-    typed(rig)
-    refusing.refuse = True
-    rig.pin(ALICE_PIN)
-    assert rig.relays.pulses == [(1, rig.cfg.timing.pulse_s)]
+    pulsed_while_refused(rig, refusing)
     assert rig.kiosk["screen"] == "opening"
     assert AlarmKind.STORAGE_ERROR.value in {a["alarm"] for a in rig.state["alarms"]}
     assert "unlock" not in audit_actions(rig, 1)
@@ -295,12 +301,7 @@ def test_a_jam_while_the_disk_refuses_keeps_the_unlock_audit_line(rig, monkeypat
     from bibbox.locker.domain.core import STORAGE_RETRY_S
     from bibbox.locker.domain.doors import UNFIRED_S
     disk = WholeDiskRefusal(rig, monkeypatch)
-    rig.place("h1", ALICE_CARD, 1)
-    rig.card(ALICE_CARD)
-    typed(rig)
-    disk.refuse = True
-    rig.pin(ALICE_PIN)
-    assert rig.relays.pulses == [(1, rig.cfg.timing.pulse_s)]
+    pulsed_while_refused(rig, disk)
     rig.advance(UNFIRED_S + 1)                 # never fired: a jam, its write refused too
     assert rig.locker.openings[1].jammed       # waits for the disk, not due again
     disk.refuse = False

@@ -98,29 +98,6 @@ def test_on_a_busy_bus_the_unlock_waits_for_the_exchange_on_the_wire(sim, writer
         bus.close()
 
 
-def test_a_write_that_fails_leaves_the_unlock_to_the_bus_thread(sim, monkeypatch):
-    """The caller's write raises (a port just unplugged): pulse() does not
-    raise, and the bus thread's own try meets the port as it is."""
-    events = Events()
-    bus = resting_bus(sim, events)
-    failed = []
-    send = Link.send
-
-    def failing_once(link, frame):
-        if frame[2] == UNLOCK and not failed:
-            failed.append(threading.current_thread())
-            raise OSError("write failed")
-        return send(link, frame)
-    monkeypatch.setattr(Link, "send", failing_once)
-    try:
-        bus.pulse(2, 0.2)
-        assert failed == [threading.current_thread()]
-        wait_until(lambda: (2,) in events.of("fired"), what="the bus thread's try")
-        assert sim.unlocks() == [(0, 1)]
-    finally:
-        bus.close()
-
-
 def test_all_off_drops_an_unlock_queued_behind_the_wire_and_the_bus_goes_on(sim):
     """Asked and dropped while a poll is on the wire: never sent; the bus
     keeps polling, and a later unlock goes out."""
@@ -154,24 +131,32 @@ def test_close_of_a_resting_bus_ends_its_thread_and_refuses_later_unlocks(sim):
     assert sim.unlocks() == []
 
 
-def test_a_port_that_takes_nothing_at_once_leaves_the_unlock_queued(sim, monkeypatch):
-    """The caller's write finds the output queue full (nothing taken): the
-    unlock is not counted as sent -- it stays queued, so all_off() could
-    still drop it -- and the bus thread sends it whole."""
+def raise_oserror(frame):
+    raise OSError("write failed")
+
+
+@pytest.mark.parametrize("first_write", [raise_oserror, lambda frame: frame],
+                         ids=["the write raises", "the port takes nothing"])
+def test_a_callers_write_that_does_not_go_out_leaves_the_unlock_to_the_bus_thread(
+        sim, monkeypatch, first_write):
+    """The caller's write raises (a port just unplugged) or the output
+    queue takes nothing: pulse() does not raise, the unlock is not counted
+    as sent -- it stays queued, so all_off() could still drop it -- and the
+    bus thread's own try sends it whole."""
     events = Events()
     bus = resting_bus(sim, events)
-    full = []
+    callers = []
     send = Link.send
 
-    def full_once(link, frame):
-        if frame[2] == UNLOCK and not full:
-            full.append(threading.current_thread())
-            return frame                          # nothing written
+    def first_unlock_fails(link, frame):
+        if frame[2] == UNLOCK and not callers:
+            callers.append(threading.current_thread())
+            return first_write(frame)
         return send(link, frame)
-    monkeypatch.setattr(Link, "send", full_once)
+    monkeypatch.setattr(Link, "send", first_unlock_fails)
     try:
         bus.pulse(2, 0.2)
-        assert full == [threading.current_thread()]
+        assert callers == [threading.current_thread()]
         wait_until(lambda: (2,) in events.of("fired"), what="the bus thread's try")
         assert sim.unlocks() == [(0, 1)]
     finally:
