@@ -157,9 +157,9 @@ class KerongBus(UnlockHints):
     # -- the port (LockDriver) ------------------------------------------------------
     def pulse(self, compartment: int, seconds: float) -> None:
         """Unlock ``compartment``; the board times the pulse, so ``seconds``
-        only has to be positive.  Never waits on a local tty: on an idle bus
-        the request is written at once from the caller's thread
-        (``_send_now``; another port may block its write), else it is
+        only has to be positive.  Never waits: on an idle bus whose port is a
+        local tty the request is written at once from the caller's thread
+        (``_send_now``; another port's write may block), else it is
         queued before any poll.  A request for a lock whose unlock is queued
         or on the wire is merged into it; one for a lock still on (the board
         confirmed an unlock, its pulse is not over) is sent when that pulse
@@ -184,7 +184,7 @@ class KerongBus(UnlockHints):
             self._unlocks.append(compartment)
             self._unlock_asked[compartment] = time.monotonic()
             if self._idle and self._sent is None and self._link is not None and \
-                    compartment not in self._energised:
+                    self._link.writes_at_once and compartment not in self._energised:
                 self._send_now(compartment)
             self._cond.notify_all()
 

@@ -73,6 +73,7 @@ class Link:
         except Exception:
             fd = None
         self._fd = fd if isinstance(fd, int) and os.isatty(fd) else None
+        self.writes_at_once = self._fd is not None    # send() never waits (a local tty)
         if self._fd is not None:
             self._poller = select.poll()
             self._poller.register(self._fd, select.POLLIN)

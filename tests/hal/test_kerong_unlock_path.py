@@ -161,3 +161,32 @@ def test_a_callers_write_that_does_not_go_out_leaves_the_unlock_to_the_bus_threa
         assert sim.unlocks() == [(0, 1)]
     finally:
         bus.close()
+
+
+class NotATty:
+    """The simulator's port seen through no file descriptor, as a
+    ``socket://`` RS485 gateway is: pyserial's write may block."""
+
+    def __init__(self, port):
+        self._port = port
+
+    def fileno(self):
+        raise OSError("no file descriptor")
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+
+def test_on_a_port_that_is_not_a_local_tty_the_bus_thread_writes_the_unlock(sim, writers):
+    """pulse() must not wait on the controller's thread: where a write may
+    block, it only queues."""
+    from bibbox.hal.serial_link import open_serial
+    events = Events()
+    bus = resting_bus(sim, events, opener=lambda *args: NotATty(open_serial(*args)))
+    try:
+        bus.pulse(2, 0.2)
+        wait_until(lambda: (2,) in events.of("fired"), what="the unlock")
+        assert [w.name for w in writers] == ["bibbox-kerong-u"]
+        assert sim.unlocks() == [(0, 1)]
+    finally:
+        bus.close()
