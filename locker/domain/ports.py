@@ -27,8 +27,7 @@ class Clock(Protocol):
 
 class Relays(Protocol):
     """The lock relays.  ``pulse`` energises a coil for a capped pulse and
-    returns at once (a bus driver may first hand the unlock to its thread,
-    a few ms at most); the adapter reports back with ``RelayFired`` and
+    returns at once; the adapter reports back with ``RelayFired`` and
     ``RelayReleased`` messages.  Two hints say a pulse of one of
     ``compartments`` may follow: ``prepare_unlock`` when a PIN is typed in
     full (OK may follow within a second or so), ``expect_unlock`` when its

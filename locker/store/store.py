@@ -335,9 +335,8 @@ class Store:
 
     def audited_since(self, action, compartment, since):
         """True if an audit line ``action`` about ``compartment`` is dated ``since`` or later."""
-        return self.conn.execute(
-            "SELECT 1 FROM audit WHERE action=? AND compartment=? AND ts>=? LIMIT 1",
-            (action, compartment, since)).fetchone() is not None
+        return bool(self.audit_rows(since=since, compartment=compartment, action=action,
+                                    limit=1))
 
     def openings(self):
         rows = self.conn.execute("SELECT * FROM openings")
